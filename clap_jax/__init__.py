@@ -1,0 +1,1 @@
+"""clap_jax: MS-CLAP 2023 in JAX/Flax."""

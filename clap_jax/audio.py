@@ -1,0 +1,75 @@
+"""Reading audio files and fitting waveforms to the model's clip length (host-side numpy)."""
+import os
+from typing import Literal
+
+import librosa
+import numpy as np
+import soundfile
+
+
+class AudioError(ValueError):
+  """An audio input that cannot be used; the message names the file (or item) and the reason."""
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+  """Decodes `path` to a mono float32 waveform at `sample_rate`.
+
+  Channels are averaged (msclap concatenates them, a known defect). Raises AudioError naming the
+  file for a missing, unreadable, empty or non-finite file.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise AudioError(f"{path}: no such file")
+  try:
+    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+  except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
+    raise AudioError(f"{path}: not a readable audio file ({e})") from None
+  return prepare_array(data.mean(axis=1), rate, sample_rate, name=path)
+
+
+def prepare_array(waveform, rate: int, sample_rate: int, name: str = "array") -> np.ndarray:
+  """Checks a 1-D (or (samples, channels)) waveform, downmixes it and resamples it to `sample_rate`."""
+  waveform = np.asarray(waveform, dtype=np.float32)
+  if waveform.ndim == 2:
+    waveform = waveform.mean(axis=1)
+  if waveform.ndim != 1:
+    raise AudioError(f"{name}: expected a 1-D waveform or (samples, channels), got shape {waveform.shape}")
+  if waveform.size == 0:
+    raise AudioError(f"{name}: empty (no samples)")
+  if not np.all(np.isfinite(waveform)):
+    bad = np.count_nonzero(~np.isfinite(waveform))
+    raise AudioError(f"{name}: {bad} of {waveform.size} samples are NaN or infinite")
+  if rate is None or rate <= 0:
+    raise AudioError(f"{name}: invalid sample rate {rate!r}")
+  if rate != sample_rate:
+    waveform = librosa.resample(waveform, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+  return waveform.astype(np.float32)
+
+
+def repeat_pad(waveform: np.ndarray, clip_samples: int) -> np.ndarray:
+  """Tiles a short waveform and cuts it to `clip_samples`, as msclap does."""
+  repeats = -(-clip_samples // waveform.shape[0])
+  return np.tile(waveform, repeats)[:clip_samples]
+
+
+def clip_windows(waveform: np.ndarray, clip_samples: int,
+                 long_mode: Literal["windows", "random"] = "windows",
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+  """(N,) -> (K, clip_samples): the clips whose embeddings stand for the waveform.
+
+  Short or exact clips are repeat-padded (K = 1). A longer clip is either covered by
+  non-overlapping windows, the last one aligned to the end ('windows', deterministic; the
+  embeddings are averaged by the caller), or cut once at a random start ('random', msclap's
+  behaviour, seeded through `rng`).
+  """
+  n = waveform.shape[0]
+  if n <= clip_samples:
+    return repeat_pad(waveform, clip_samples)[None]
+  if long_mode == "random":
+    rng = rng if rng is not None else np.random.default_rng()
+    start = int(rng.integers(0, n - clip_samples))  # msclap: random.randrange(n - clip)
+    return waveform[None, start:start + clip_samples]
+  if long_mode != "windows":
+    raise ValueError(f"long_mode must be 'windows' or 'random', got {long_mode!r}")
+  starts = list(range(0, n - clip_samples, clip_samples)) + [n - clip_samples]
+  return np.stack([waveform[s:s + clip_samples] for s in starts])

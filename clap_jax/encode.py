@@ -1,0 +1,182 @@
+"""The user's API: MS-CLAP embeddings, similarities and zero-shot labels from JAX.
+
+    from clap_jax import encode
+    clap = encode.load("2023", checkpoint="CLAP_weights_2023.pth", tokenizer="path/to/gpt2")
+    audio = clap.audio_embeddings(["dog.wav", "rain.ogg"])
+    text = clap.text_embeddings(["a dog barks", "rain falls"])
+    clap.similarity(audio, text)                 # (2, 2): exp(logit_scale) x cosine
+    clap.classify(["dog.wav"], ["dog", "rain"])  # (1, 2) probabilities
+
+Audio of any rate, channel count and length: resampled to 44.1 kHz, channels averaged (msclap
+concatenates them, a known defect), short clips repeat-padded to 7 s. A longer clip is, by default,
+covered by consecutive 7 s windows whose embeddings are averaged (deterministic);
+`long_audio="random"` crops one random 7 s window as msclap does (seed it with `seed`).
+Empty text is allowed: it encodes the bare `<|endoftext|>` token.
+"""
+import hashlib
+import os
+import pathlib
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from clap_jax import audio as audio_lib
+from clap_jax import convert
+from clap_jax import text as text_lib
+from clap_jax.models import config as model_config
+from clap_jax.models.clap import CLAP
+
+HUB_REPO = "microsoft/msclap"
+HUB_FILES = {"2023": "CLAP_weights_2023.pth"}
+# Batches are padded up to one of these sizes so each size compiles once.
+BATCH_SIZES = (1, 8, 32)
+
+
+def _cache_dir() -> pathlib.Path:
+  return pathlib.Path(os.environ.get("CLAP_JAX_CACHE", pathlib.Path.home() / ".cache" / "clap_jax"))
+
+
+def _converted(checkpoint: pathlib.Path, config) -> dict:
+  """Converts once per checkpoint file (keyed by path, size and mtime) and reloads after."""
+  stat = checkpoint.stat()
+  key = hashlib.sha256(f"{checkpoint.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+  cached = _cache_dir() / key[:16]
+  if (cached / convert.VARIABLES_FILE).is_file():
+    return convert.load_variables(cached)[1]
+  variables = convert.convert_checkpoint(checkpoint, config)
+  convert.save_variables(variables, cached, config)
+  return variables
+
+
+def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
+         tokenizer: str | os.PathLike | None = None, *, dtype: str = "float32",
+         long_audio: str = "windows", seed: int | None = None) -> "ClapEncoder":
+  """Loads MS-CLAP weights for inference.
+
+  Args:
+    version: the msclap model ("2023").
+    checkpoint: an msclap `.pth`/`.safetensors` file (converted on first use and cached under
+      $CLAP_JAX_CACHE or ~/.cache/clap_jax), or a directory written by
+      `clap_jax.convert.save_variables`. None downloads the official file from the hub.
+    tokenizer: a directory with GPT-2's vocab.json and merges.txt, or a hub name (default "gpt2").
+    dtype: compute dtype ("float32", or "bfloat16" for speed); parameters stay float32.
+    long_audio: "windows" (average of 7 s windows) or "random" (msclap's random crop).
+    seed: seeds the random crop of `long_audio="random"`.
+  """
+  if version not in HUB_FILES:
+    raise ValueError(f"version must be one of {sorted(HUB_FILES)}, got {version!r}")
+  if long_audio not in ("windows", "random"):
+    raise ValueError(f"long_audio must be 'windows' or 'random', got {long_audio!r}")
+  config = model_config.clap_2023()
+  if checkpoint is None:
+    from huggingface_hub import hf_hub_download  # pylint: disable=g-import-not-at-top
+    checkpoint = hf_hub_download(HUB_REPO, HUB_FILES[version])
+  checkpoint = pathlib.Path(checkpoint)
+  if checkpoint.is_dir():
+    config, variables = convert.load_variables(checkpoint)
+  else:
+    variables = _converted(checkpoint, config)
+  config.dtype = dtype
+  return ClapEncoder(config, variables, text_lib.Tokenizer.load(tokenizer or "gpt2"),
+                     long_audio=long_audio, seed=seed)
+
+
+class ClapEncoder:
+  """Jitted CLAP inference over host-side lists of audio and text."""
+
+  def __init__(self, config, variables: dict, tokenizer: text_lib.Tokenizer, *,
+               long_audio: str = "windows", seed: int | None = None):
+    self.config = config
+    self.variables = jax.tree.map(jnp.asarray, variables)
+    self.tokenizer = tokenizer
+    self.long_audio = long_audio
+    self._rng = np.random.default_rng(seed)
+    model = CLAP(config)
+    self._encode_audio = jax.jit(lambda v, w: model.apply(v, w, method=CLAP.encode_audio))
+    self._encode_text = jax.jit(lambda v, i, m: model.apply(v, i, m, method=CLAP.encode_text))
+
+  @property
+  def logit_scale(self) -> float:
+    return float(self.variables["params"]["logit_scale"])
+
+  def _prepare(self, item, sample_rate: int | None, index: int) -> np.ndarray:
+    """One path or array -> (K, clip_samples) windows."""
+    a = self.config.audio
+    if isinstance(item, (str, os.PathLike)):
+      waveform = audio_lib.load_audio(item, a.sample_rate)
+    else:
+      if sample_rate is None:
+        raise ValueError(f"item {index}: an array needs `sample_rate`")
+      waveform = audio_lib.prepare_array(item, sample_rate, a.sample_rate, name=f"item {index}")
+    return audio_lib.clip_windows(waveform, a.clip_samples, self.long_audio, self._rng)
+
+  def audio_embeddings(self, items: Sequence, sample_rate: int | None = None,
+                       skip_errors: bool = False):
+    """Files or 1-D arrays -> (N, embed_dim) un-normalised embeddings.
+
+    With `skip_errors=True` unusable items are skipped and the result is
+    `(embeddings of the usable items, [(index, reason), ...] for the skipped ones)`;
+    otherwise the first unusable item raises `AudioError` naming it.
+    """
+    if isinstance(items, (str, os.PathLike, np.ndarray)):
+      raise TypeError("audio_embeddings takes a list of paths or arrays, not a single item")
+    windows, owners, skipped = [], [], []
+    for index, item in enumerate(items):
+      try:
+        clips = self._prepare(item, sample_rate, index)
+      except audio_lib.AudioError as e:
+        if not skip_errors:
+          raise
+        skipped.append((index, str(e)))
+        continue
+      windows.append(clips)
+      owners.append(len(clips))
+    dim = self.config.embed_dim
+    if windows:
+      per_window = self._batched(self._encode_audio, np.concatenate(windows))
+      ends = np.cumsum(owners)
+      embeddings = np.stack([per_window[e - n:e].mean(axis=0) for e, n in zip(ends, owners)])
+    else:
+      embeddings = np.zeros((0, dim), np.float32)
+    return (embeddings, skipped) if skip_errors else embeddings
+
+  def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
+    """Texts -> (N, embed_dim) un-normalised embeddings (msclap's tokenisation)."""
+    if isinstance(texts, str):
+      raise TypeError("text_embeddings takes a list of texts, not a single string")
+    if not texts:
+      return np.zeros((0, self.config.embed_dim), np.float32)
+    tokens = self.tokenizer(texts)
+    return self._batched(self._encode_text, tokens["input_ids"], tokens["attention_mask"])
+
+  def _batched(self, fn, *arrays: np.ndarray) -> np.ndarray:
+    """Runs `fn` over row chunks padded to BATCH_SIZES, so jit compiles once per size."""
+    outputs, n, largest = [], arrays[0].shape[0], BATCH_SIZES[-1]
+    for start in range(0, n, largest):
+      chunk = [a[start:start + largest] for a in arrays]
+      rows = chunk[0].shape[0]
+      size = next(s for s in BATCH_SIZES if s >= rows)
+      padded = [np.concatenate([c, np.repeat(c[-1:], size - rows, axis=0)]) for c in chunk]
+      outputs.append(np.asarray(fn(self.variables, *padded))[:rows])
+    return np.concatenate(outputs).astype(np.float32)
+
+  def similarity(self, audio_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
+    """exp(logit_scale) x cosine similarity, one row per audio."""
+    audio = np.asarray(audio_embeddings, np.float64)
+    text = np.asarray(text_embeddings, np.float64)
+    audio = audio / np.linalg.norm(audio, axis=-1, keepdims=True)
+    text = text / np.linalg.norm(text, axis=-1, keepdims=True)
+    return (np.exp(self.logit_scale) * audio @ text.T).astype(np.float32)
+
+  def classify(self, audio: Sequence, labels: Sequence[str], template: str = "this is a sound of {}",
+               sample_rate: int | None = None) -> np.ndarray:
+    """Zero-shot: (num_audio, num_labels) softmax probabilities over `template.format(label)`."""
+    if "{}" not in template:
+      raise ValueError(f"template must contain '{{}}' for the label, got {template!r}")
+    logits = self.similarity(self.audio_embeddings(audio, sample_rate),
+                             self.text_embeddings([template.format(l) for l in labels]))
+    logits = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    return probs / probs.sum(axis=1, keepdims=True)

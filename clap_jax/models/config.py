@@ -1,0 +1,74 @@
+"""Model configurations as data: the official 2023 model and tiny variants for tests."""
+import math
+
+import ml_collections
+
+
+def clap_2023() -> ml_collections.ConfigDict:
+  """MS-CLAP 2023 exactly as msclap 1.3.4 builds it (see ../shared/docs/REFERENCE.md)."""
+  c = ml_collections.ConfigDict()
+  c.dtype = "float32"  # compute dtype; parameters stay float32
+  c.embed_dim = 1024  # shared audio-text space
+  c.projection_dropout = 0.5
+  c.logit_scale_init = math.log(1 / 0.07)
+
+  a = c.audio = ml_collections.ConfigDict()
+  a.sample_rate = 44100  # rate of the waveform fed to the model
+  a.clip_seconds = 7
+  a.clip_samples = 308700
+  # HTSATWrapper ignores config_2023.yml and builds its filterbank for 32 kHz, fmax 14 kHz:
+  # the weights were trained with this, so it is kept.
+  a.mel_sample_rate = 32000
+  a.n_fft = 1024
+  a.hop_length = 320
+  a.mel_bins = 64
+  a.fmin = 50.0
+  a.fmax = 14000.0
+  a.spec_size = 256
+  a.patch_size = 4
+  a.patch_stride = (4, 4)
+  a.window_size = 8
+  a.embed_dim = 96
+  a.depths = (2, 2, 6, 2)
+  a.num_heads = (4, 8, 16, 32)
+  a.mlp_ratio = 4.0
+  a.num_classes = 527
+  a.drop_rate = 0.0
+  a.attn_drop_rate = 0.0
+  a.drop_path_rate = 0.1
+  # Eval-mode path for inputs longer than spec_size * freq_ratio frames (hard-coded in HTSAT).
+  a.long_crop_frames = 689
+  a.long_crop_hop = 344
+
+  t = c.text = ml_collections.ConfigDict()
+  t.vocab_size = 50257
+  t.n_positions = 1024
+  t.n_embd = 768
+  t.n_layer = 12
+  t.n_head = 12
+  t.layer_norm_epsilon = 1e-5
+  t.dropout = 0.1  # resid_pdrop = embd_pdrop = attn_pdrop in GPT-2
+  t.context_length = 77
+  t.eos_token_id = 50256
+  t.pad_token_id = 0  # msclap pads with '!' (id 0)
+  # 'msclap': pool at count(input_ids != 0) - 1, the reference's quirk ('!' shifts it);
+  # 'last_token': pool at the last attended token (attention_mask), correct for new training.
+  t.pooling = "msclap"
+  return c
+
+
+def tiny() -> ml_collections.ConfigDict:
+  """A few-MB model with the same structure, for behaviour tests and the CPU demo."""
+  c = clap_2023()
+  c.embed_dim = 64
+  a = c.audio
+  a.embed_dim = 16
+  a.depths = (2, 2, 2, 2)  # even depths keep a shifted-window block in every stage
+  a.num_heads = (1, 2, 2, 4)
+  a.num_classes = 10
+  t = c.text
+  t.n_embd = 64
+  t.n_layer = 2
+  t.n_head = 2
+  t.n_positions = 128
+  return c
