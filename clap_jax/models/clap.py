@@ -16,7 +16,7 @@ class AudioEncoder(nn.Module):
 
   def setup(self):
     dtype = jnp.dtype(self.config.dtype)
-    self.htsat = HTSAT(self.config.audio, dtype=dtype)
+    self.htsat = HTSAT(self.config.audio, dtype=dtype, remat=self.config.audio.remat)
     self.projection = Projection(self.config.embed_dim, self.config.projection_dropout, dtype=dtype)
 
   def __call__(self, waveforms: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
@@ -30,7 +30,7 @@ class TextEncoder(nn.Module):
 
   def setup(self):
     dtype = jnp.dtype(self.config.dtype)
-    self.gpt2 = GPT2(self.config.text, dtype=dtype)
+    self.gpt2 = GPT2(self.config.text, dtype=dtype, remat=self.config.text.remat)
     self.projection = Projection(self.config.embed_dim, self.config.projection_dropout, dtype=dtype)
 
   def __call__(self, input_ids: jax.Array, attention_mask: jax.Array, train: bool = False) -> jax.Array:

@@ -39,6 +39,7 @@ def clap_2023() -> ml_collections.ConfigDict:
   # Eval-mode path for inputs longer than spec_size * freq_ratio frames (hard-coded in HTSAT).
   a.long_crop_frames = 689
   a.long_crop_hop = 344
+  a.remat = False  # rematerialise Swin blocks in training (memory for compute)
 
   t = c.text = ml_collections.ConfigDict()
   t.vocab_size = 50257
@@ -54,6 +55,7 @@ def clap_2023() -> ml_collections.ConfigDict:
   # 'msclap': pool at count(input_ids != 0) - 1, the reference's quirk ('!' shifts it);
   # 'last_token': pool at the last attended token (attention_mask), correct for new training.
   t.pooling = "msclap"
+  t.remat = False  # rematerialise GPT-2 blocks in training
   return c
 
 

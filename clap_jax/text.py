@@ -1,0 +1,71 @@
+"""Text preprocessing as msclap 1.3.4 does it, and the index at which the text tower is pooled."""
+import os
+from collections.abc import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+import transformers
+
+EOT = "<|endoftext|>"
+
+
+class Tokenizer:
+  """GPT-2 byte-level BPE with msclap's conventions: `'!'` (id 0) is the pad token, every text gets
+  `' <|endoftext|>'` appended and is padded on the right to `context_length` tokens.
+
+  Differences from msclap's `preprocess_text`, which only matter where it fails:
+    - A text longer than `context_length` tokens is truncated to its first `context_length - 1`
+      tokens followed by `<|endoftext|>` (msclap returns an over-long row and the batch cannot be
+      stacked).
+    - The empty text is allowed: it yields `' '` (id 220) and `<|endoftext|>`, then padding.
+  """
+
+  def __init__(self, hf_tokenizer, context_length: int = 77):
+    self._hf = hf_tokenizer
+    self.context_length = context_length
+    self.eot_id = hf_tokenizer.convert_tokens_to_ids(EOT)
+    self.pad_id = hf_tokenizer.pad_token_id
+
+  @classmethod
+  def load(cls, dir_or_name: str | os.PathLike, context_length: int = 77) -> "Tokenizer":
+    """From a directory holding vocab.json and merges.txt, or a hub name such as 'gpt2'."""
+    hf = transformers.GPT2TokenizerFast.from_pretrained(str(dir_or_name))
+    # As CLAPWrapper.load_clap: '!' becomes a special token, so a '!' in a text is always its own
+    # token (id 0) instead of being merged by BPE ('!!' would otherwise be one token).
+    hf.add_special_tokens({"pad_token": "!"})
+    if hf.pad_token_id != 0:
+      raise ValueError(f"{dir_or_name}: '!' has id {hf.pad_token_id}, msclap's pooling needs 0")
+    return cls(hf, context_length)
+
+  def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """texts -> {'input_ids', 'attention_mask'}, each (B, context_length) int32."""
+    if isinstance(texts, str):
+      raise TypeError("texts must be a sequence of str, not a single str")
+    for i, text in enumerate(texts):
+      if not isinstance(text, str):
+        raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    with_eot = [text + " " + EOT for text in texts]
+    encoded = self._hf(with_eot, add_special_tokens=True)["input_ids"] if texts else []  # HF fails on []
+    length = self.context_length
+    input_ids = np.full((len(texts), length), self.pad_id, np.int32)
+    attention_mask = np.zeros((len(texts), length), np.int32)
+    for row, ids in enumerate(encoded):
+      if len(ids) > length:
+        ids = ids[:length - 1] + [self.eot_id]
+      input_ids[row, :len(ids)] = ids
+      attention_mask[row, :len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def pooling_index(input_ids: jnp.ndarray, attention_mask: jnp.ndarray, mode: str) -> jnp.ndarray:
+  """(B, L) tokens -> (B,) int32 position of the token whose hidden state represents the text.
+
+  'msclap': count(input_ids != 0) - 1, as the reference computes it. Meant to find `<|endoftext|>`,
+    but a literal '!' in the text is also id 0 and moves the index back by one per '!'.
+  'last_token': sum(attention_mask) - 1, the real `<|endoftext|>` (for new training).
+  """
+  if mode == "msclap":
+    return jnp.sum(input_ids != 0, axis=-1, dtype=jnp.int32) - 1
+  if mode == "last_token":
+    return jnp.sum(attention_mask, axis=-1, dtype=jnp.int32) - 1
+  raise ValueError(f"unknown pooling mode {mode!r}: 'msclap' or 'last_token'")
