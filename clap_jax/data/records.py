@@ -1,0 +1,93 @@
+"""The shard format shared by the writer and the reader: file names, the Example schema, the summary.
+
+A shard set is `{prefix}-{i:05d}-of-{n:05d}.tfrecord` files plus, beside them, `{prefix}-summary.json`
+(per-shard counts and what the reader needs to know: rate, longest clip, tokenizer length, tasks).
+Each record is a `tf.train.Example`:
+  audio           bytes   int16 little-endian PCM, mono, at `sample_rate` (float = int16 / 32768)
+  audio_length    int64   samples in `audio`
+  captions        bytes[] C caption texts
+  input_ids       int64[] (C, context_length) token ids, flattened
+  attention_mask  int64[] (C, context_length), flattened
+  labels          int64[] class indices (possibly none)
+  task            bytes   task name ('' when none)
+  example_id      bytes   stable id: the item id, with '#k' for the k-th window of a long clip
+"""
+import json
+import os
+import pathlib
+import re
+
+import numpy as np
+import tensorflow as tf
+
+FORMAT_VERSION = 1
+PCM_SCALE = 32768.0  # soundfile's int16 <-> float convention, so 16-bit sources round-trip exactly
+_SHARD_RE = re.compile(r"^(?P<prefix>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
+
+
+def shard_name(prefix: str, index: int, count: int) -> str:
+  return f"{prefix}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def summary_path(out_dir: str | os.PathLike, prefix: str) -> pathlib.Path:
+  return pathlib.Path(out_dir) / f"{prefix}-summary.json"
+
+
+def rejects_path(out_dir: str | os.PathLike, prefix: str) -> pathlib.Path:
+  return pathlib.Path(out_dir) / f"{prefix}-rejects.jsonl"
+
+
+def summary_of_shard(path: str | os.PathLike) -> pathlib.Path:
+  """The summary file that describes shard `path`."""
+  path = pathlib.Path(path)
+  match = _SHARD_RE.match(path.name)
+  if match is None:
+    raise ValueError(f"{path}: not a shard name ({{prefix}}-00000-of-00001.tfrecord)")
+  return summary_path(path.parent, match["prefix"])
+
+
+def to_pcm16(waveform: np.ndarray) -> np.ndarray:
+  """float32 in [-1, 1] -> int16; louder samples (resampling overshoot) are clipped."""
+  return np.clip(np.round(waveform * PCM_SCALE), -32768, 32767).astype("<i2")
+
+
+def encode_example(*, pcm: np.ndarray, captions, input_ids: np.ndarray, attention_mask: np.ndarray,
+                   labels, task: str, example_id: str) -> bytes:
+  """Serialises one example; `input_ids`/`attention_mask` are (C, context_length)."""
+  def ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values).reshape(-1)))
+
+  def texts(values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+
+  feature = dict(
+      audio=tf.train.Feature(bytes_list=tf.train.BytesList(value=[pcm.astype("<i2").tobytes()])),
+      audio_length=ints([pcm.shape[0]]),
+      captions=texts(captions),
+      input_ids=ints(input_ids),
+      attention_mask=ints(attention_mask),
+      labels=ints(list(labels)),
+      task=texts([task]),
+      example_id=texts([example_id]),
+  )
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+PARSE_SPEC = dict(
+    audio=tf.io.FixedLenFeature([], tf.string),
+    audio_length=tf.io.FixedLenFeature([], tf.int64),
+    captions=tf.io.RaggedFeature(tf.string),
+    input_ids=tf.io.RaggedFeature(tf.int64),
+    attention_mask=tf.io.RaggedFeature(tf.int64),
+    labels=tf.io.RaggedFeature(tf.int64),
+    task=tf.io.FixedLenFeature([], tf.string),
+    example_id=tf.io.FixedLenFeature([], tf.string),
+)
+
+
+def write_json(path: str | os.PathLike, value) -> None:
+  """Writes JSON under a temporary name and renames it, so a reader never sees half a file."""
+  path = pathlib.Path(path)
+  tmp = path.with_name(path.name + ".partial")
+  tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
+  os.replace(tmp, path)
