@@ -12,10 +12,8 @@ stateless draws keyed by (seed, process, i). Restarting at `start_step` opens ep
 `start_step * local_batch // examples_per_process` and skips the records before the step within it
 (raw records, before any decoding), so a resumed run sees the batches it would have seen.
 
-Not built yet: task-balanced sampling over several shard sets (proportional / uniform /
-temperature). It is meant to sit on `_train_examples`, one endless stream per set started at that
-set's own position, mixed by `tf.data.Dataset.choose_from_datasets` with a seeded choice stream
-whose per-set counts up to `start_step` can be recomputed, so resuming stays exact.
+Task-balanced sampling over several shard sets (`multitask.multitask_batches`) sits on
+`_train_examples`: one such stream per task, each opened at its own position.
 """
 import dataclasses
 import glob
