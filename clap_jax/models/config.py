@@ -39,6 +39,7 @@ def clap_2023() -> ml_collections.ConfigDict:
   # Eval-mode path for inputs longer than spec_size * freq_ratio frames (hard-coded in HTSAT).
   a.long_crop_frames = 689
   a.long_crop_hop = 344
+  a.spec_augment = False  # SpecAugment (2 time stripes of <=64 frames, 2 of <=8 mel bins) in training
   a.remat = False  # rematerialise Swin blocks in training (memory for compute)
 
   t = c.text = ml_collections.ConfigDict()
