@@ -51,7 +51,9 @@ def test_real_audio_of_every_rate_channel_count_and_length(clap, reference, shar
 
 
 def test_texts_similarity_and_zero_shot(clap, reference, shared_data):
-  labels = ["dog", "rain", "a man speaking", ""]
+  labels = ["dog", "rain", "a man speaking", "",
+            "a long caption that runs past thirty two tokens, so that the text tower has to use "
+            "the full context length rather than one of the shorter column buckets it offers"]
   text = clap.text_embeddings(labels)
   tokens = clap.tokenizer(labels)
   with torch.no_grad():

@@ -1,0 +1,340 @@
+"""Jitted zero-shot evaluation over a device mesh: audio and prompts -> embeddings -> metrics.
+
+    evaluate(model, variables, tasks, mesh, *, tokenizer, batch_size, text_batch_size=None,
+             sources=None, data_dir=".", templates=None, long_mode="windows", workers=4,
+             progress=True) -> dict[str, TaskResult]
+
+  model      a Flax module with `encode_audio(waveforms)`, `encode_text(input_ids, attention_mask)`
+             and `config.audio.{sample_rate, clip_samples}` (clap_jax.models.clap.CLAP).
+  variables  its variables: host numpy (placed once, replicated) or jax.Arrays sharded as the
+             caller likes (a training state's FSDP layout is used as it is).
+  tasks      task names or `tasks.Task`s.
+  mesh       the batch is split over all of its axes; `batch_size` is global and must split over
+             its devices; every process feeds its devices' share.
+  sources    per task name: overrides of the task's source spec, or a ready `sources.Source`.
+  templates  per task name: prompt templates replacing the task's (several -> ensembling).
+  long_mode  a clip longer than the model's clip: 'windows' averages the embeddings of
+             consecutive windows; 'random' takes one window, seeded by the clip's key.
+
+`ZeroShotEvaluator` holds the jitted functions; training builds it once and calls `run(variables)`
+for each periodic evaluation, which yields ('esc50/top1', value) pairs.
+
+Exactly once: every process reads its own share of each task's clips; all processes step together
+(one that has run out feeds fully masked batches); embeddings, keys and masks are gathered from
+the global arrays, so every process ends with every clip, and each clip is checked to have been
+seen exactly as many times as it has windows.
+"""
+import collections
+import concurrent.futures
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import jax
+import numpy as np
+import tqdm
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from clap_jax import audio as audio_lib
+from clap_jax import sharding as sharding_lib
+from clap_jax.eval import metrics, sources as sources_lib
+from clap_jax.eval import tasks as tasks_lib
+from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, SINGLE_LABEL, Task
+
+
+@dataclasses.dataclass
+class TaskResult:
+  task: Task
+  metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+  skipped: str | None = None  # why, when the task's data is missing
+  num_items: int = 0
+  # For the report's plots: cosine scores (N, C) and multi-hot targets (N, C) for classification;
+  # scores (N, M) audio x caption and the caption owners (M,) for retrieval.
+  scores: np.ndarray | None = None
+  targets: np.ndarray | None = None
+
+
+def evaluate(model, variables, tasks: Sequence[str | Task], mesh: jax.sharding.Mesh,
+             **settings) -> dict[str, TaskResult]:
+  """Evaluates `tasks` once; see the module docstring for the arguments."""
+  return ZeroShotEvaluator(model, tasks, mesh, **settings).evaluate(variables)
+
+
+class ZeroShotEvaluator:
+  """Zero-shot evaluation of a fixed list of tasks; the jitted encoders are built once."""
+
+  def __init__(self, model, tasks: Sequence[str | Task], mesh: jax.sharding.Mesh, *, tokenizer,
+               batch_size: int, text_batch_size: int | None = None,
+               sources: Mapping[str, Mapping | sources_lib.Source] | None = None,
+               data_dir: str = ".", templates: Mapping[str, Sequence[str]] | None = None,
+               long_mode: str = "windows", workers: int = 4, progress: bool = True):
+    if long_mode not in ("windows", "random"):
+      raise ValueError(f"long_mode must be 'windows' or 'random', got {long_mode!r}")
+    tasks = [tasks_lib.get(t) if isinstance(t, str) else t for t in tasks]
+    templates = dict(templates or {})
+    # Settings of registered tasks left out of this run are fine; an unknown name is a typo.
+    unknown = (set(templates) | set(sources or {})) - {t.name for t in tasks} - set(tasks_lib.TASKS)
+    if unknown:
+      raise ValueError(f"templates/sources given for unknown tasks: {sorted(unknown)}")
+    self.tasks = [dataclasses.replace(t, templates=tuple(templates[t.name])) if t.name in templates
+                  else t for t in tasks]
+    self.mesh, self.tokenizer, self.long_mode = mesh, tokenizer, long_mode
+    self.sources, self.data_dir = dict(sources or {}), data_dir
+    self.workers, self.progress = workers, progress
+    self.sample_rate = model.config.audio.sample_rate
+    self.clip_samples = model.config.audio.clip_samples
+    self.local_batch = sharding_lib.local_batch_size(batch_size, mesh)
+    self.text_batch = text_batch_size or batch_size
+    sharding_lib.local_batch_size(self.text_batch, mesh)  # checks that it splits
+    self._batch_sharding = NamedSharding(mesh, P(mesh.axis_names))
+    self._encode_audio = jax.jit(lambda v, w: model.apply(v, w, method="encode_audio"),
+                                 out_shardings=self._batch_sharding)
+    self._encode_text = jax.jit(lambda v, i, m: model.apply(v, i, m, method="encode_text"),
+                                out_shardings=self._batch_sharding)
+
+  def run(self, variables) -> Iterator[tuple[str, float]]:
+    """('task/metric', value) for every task that has data (big_vision's evaluator protocol)."""
+    for name, result in self.evaluate(variables).items():
+      for metric, value in result.metrics.items():
+        yield f"{name}/{metric}", value
+
+  def evaluate(self, variables) -> dict[str, TaskResult]:
+    variables = self._place(variables)
+    results = {}
+    for task in self.tasks:
+      try:
+        source = sources_lib.open_source(task, self.sources.get(task.name), self.data_dir)
+      except sources_lib.MissingData as e:
+        results[task.name] = TaskResult(task, skipped=str(e))
+        continue
+      results[task.name] = self._evaluate_task(variables, task, source)
+    return results
+
+  def _place(self, variables):
+    """Host arrays -> replicated global arrays, once (not on every jitted call)."""
+    replicated = NamedSharding(self.mesh, P())
+
+    def place(x):
+      if isinstance(x, jax.Array):
+        return x
+      x = np.asarray(x)
+      return jax.make_array_from_callback(x.shape, replicated, lambda index: x[index])
+    return jax.tree.map(place, variables)
+
+  # One task --------------------------------------------------------------------------------------
+
+  def _evaluate_task(self, variables, task: Task, source: sources_lib.Source) -> TaskResult:
+    clips = self._audio_pass(variables, task, source)
+    audio = _normalise(clips["embedding"])
+    if task.kind == RETRIEVAL:
+      valid = clips["caption_valid"]  # (N, C)
+      owner = np.nonzero(valid)[0]
+      captions = self._text_embeddings(variables, clips["caption_ids"][valid],
+                                       clips["caption_attention"][valid])
+      scores = audio @ captions.T
+      return TaskResult(task, metrics.retrieval(scores, owner), num_items=len(audio),
+                        scores=scores, targets=owner)
+    scores = audio @ self._class_embeddings(variables, task).T
+    targets = clips["labels"]
+    if task.kind == MULTI_LABEL:
+      values = {"mAP": metrics.mean_average_precision(targets, scores)}
+    else:
+      counts = targets.sum(axis=1)
+      if np.any(counts != 1):
+        raise sources_lib.SourceError(
+            f"{task.name} is single-label but {int(np.sum(counts != 1))} clips have "
+            f"{sorted(set(counts.tolist()) - {1})} labels")
+      values = metrics.topk_accuracy(scores, targets.argmax(axis=1), ks=(1, 5))
+    return TaskResult(task, values, num_items=len(audio), scores=scores, targets=targets)
+
+  def _class_embeddings(self, variables, task: Task) -> np.ndarray:
+    """(C, D): per class, the mean of its normalised prompt embeddings, normalised again."""
+    prompts = task.prompts()  # [class][template]
+    tokens = self.tokenizer([p for per_class in prompts for p in per_class])
+    embeddings = _normalise(self._text_embeddings(variables, tokens["input_ids"],
+                                                  tokens["attention_mask"]))
+    return _normalise(embeddings.reshape(len(prompts), len(task.templates), -1).mean(axis=1))
+
+  def _text_embeddings(self, variables, input_ids: np.ndarray, attention_mask: np.ndarray):
+    """(N, L) tokens, the same in every process -> (N, D) float64 embeddings."""
+    n = input_ids.shape[0]
+    size = self.text_batch
+    padded = -(-n // size) * size
+    # Padding repeats the last text: an all-padding row would pool at index -1.
+    ids, mask = (np.pad(a, ((0, padded - n), (0, 0)), mode="edge") for a in (input_ids, attention_mask))
+    outputs = []
+    for start in range(0, padded, size):
+      chunk = [_global(a[start:start + size], self._batch_sharding) for a in (ids, mask)]
+      outputs.append(multihost_utils.process_allgather(self._encode_text(variables, *chunk), tiled=True))
+    return np.concatenate(outputs)[:n].astype(np.float64)
+
+  # Audio -----------------------------------------------------------------------------------------
+
+  def _audio_pass(self, variables, task: Task, source: sources_lib.Source) -> dict[str, np.ndarray]:
+    """Encodes this process's clips in lock-step with the other processes; returns every clip's
+    fields (all processes), ordered by key: embedding (N, D) averaged over windows, and labels
+    (N, C) or caption tokens."""
+    process_index, process_count = jax.process_index(), jax.process_count()
+    rows = _Rows(task, source.max_captions, self.local_batch, self.clip_samples, self.tokenizer)
+    batches = rows.batches(self._windows(source.local_items(process_index, process_count)))
+    clips = _Clips()
+    bar = tqdm.tqdm(desc=task.name, unit="clip", total=source.size,
+                    disable=not self.progress or process_index != 0)
+    pending = None
+    while True:
+      batch = next(batches, None)
+      if not _any_process(batch is not None):
+        break
+      batch = rows.empty() if batch is None else batch
+      step = {k: _local_to_global(v, self._batch_sharding) for k, v in batch.items()}
+      step["embedding"] = self._encode_audio(variables, step.pop("audio"))
+      # Gather the previous step while this one runs, so the devices never wait for the host.
+      if pending is not None:
+        bar.update(clips.add(multihost_utils.process_allgather(pending, tiled=True)))
+      pending = step
+    if pending is not None:
+      bar.update(clips.add(multihost_utils.process_allgather(pending, tiled=True)))
+    bar.close()
+    return clips.finish(task.name)
+
+  def _windows(self, items: Iterable[tuple[int, sources_lib.Item]]):
+    """(key, item) -> (key, item, (K, clip_samples) windows), decoded by a pool of threads."""
+    def load(key_item):
+      key, item = key_item
+      if isinstance(item.audio, str):
+        pieces = [audio_lib.load_audio(item.audio, self.sample_rate)]
+      else:
+        pieces = [audio_lib.prepare_array(p, item.rate, self.sample_rate, name=item.key)
+                  for p in item.audio]
+      # Seeded by the key, so a 'random' window does not depend on how the data was sharded.
+      rng = np.random.default_rng(key)
+      windows = [audio_lib.clip_windows(p, self.clip_samples, self.long_mode, rng) for p in pieces]
+      return key, item, np.concatenate(windows)
+    return _bounded_map(load, items, self.workers)
+
+
+class _Rows:
+  """Packs windows into fixed-shape local batches: audio (b, clip), key, windows (the clip's window
+  count), mask, and labels (b, C) multi-hot or caption tokens (b, C, L)."""
+
+  def __init__(self, task: Task, max_captions: int, size: int, clip_samples: int, tokenizer):
+    self.task, self.max_captions, self.size = task, max_captions, size
+    self.clip_samples, self.tokenizer = clip_samples, tokenizer
+
+  def batches(self, loaded) -> Iterator[dict[str, np.ndarray]]:
+    rows = []
+    for key, item, windows in loaded:
+      if key >= 2 ** 31:
+        raise ValueError(f"{self.task.name}: clip key {key} does not fit int32")
+      fields = self._clip_fields(item)
+      rows.extend((key, window, len(windows), fields) for window in windows)
+      while len(rows) >= self.size:
+        yield self._batch(rows[:self.size])
+        rows = rows[self.size:]
+    if rows:
+      yield self._batch(rows)
+
+  def empty(self) -> dict[str, np.ndarray]:
+    return self._batch([])
+
+  def _clip_fields(self, item: sources_lib.Item) -> dict[str, np.ndarray]:
+    if self.task.kind == RETRIEVAL:
+      tokens = self.tokenizer(list(item.captions))
+      count = len(item.captions)
+      pad = ((0, self.max_captions - count), (0, 0))
+      return {"caption_ids": np.pad(tokens["input_ids"], pad),
+              "caption_attention": np.pad(tokens["attention_mask"], pad),
+              "caption_valid": np.arange(self.max_captions) < count}
+    labels = np.zeros(len(self.task.labels), np.int8)
+    labels[list(item.labels)] = 1
+    return {"labels": labels}
+
+  def _batch(self, rows) -> dict[str, np.ndarray]:
+    n = self.size
+    batch = {"audio": np.zeros((n, self.clip_samples), np.float32),
+             "key": np.zeros(n, np.int32), "windows": np.zeros(n, np.int32),
+             "mask": np.zeros(n, bool)}
+    if self.task.kind == RETRIEVAL:
+      length = self.tokenizer.context_length
+      batch.update(caption_ids=np.zeros((n, self.max_captions, length), np.int32),
+                   caption_attention=np.zeros((n, self.max_captions, length), np.int32),
+                   caption_valid=np.zeros((n, self.max_captions), bool))
+    else:
+      batch["labels"] = np.zeros((n, len(self.task.labels)), np.int8)
+    for i, (key, window, windows, fields) in enumerate(rows):
+      batch["audio"][i], batch["key"][i], batch["windows"][i], batch["mask"][i] = (
+          window, key, windows, True)
+      for name, value in fields.items():
+        batch[name][i] = value
+    return batch
+
+
+class _Clips:
+  """Sums window embeddings per clip key and keeps each clip's other fields."""
+
+  def __init__(self):
+    self.sums, self.seen, self.windows, self.fields = {}, collections.Counter(), {}, {}
+
+  def add(self, gathered: dict[str, np.ndarray]) -> int:
+    """Adds one gathered global batch; returns how many new clips it started."""
+    new = 0
+    for i in np.flatnonzero(gathered["mask"]):
+      key = int(gathered["key"][i])
+      embedding = gathered["embedding"][i].astype(np.float64)
+      if key in self.sums:
+        self.sums[key] += embedding
+      else:
+        new += 1
+        self.sums[key] = embedding
+        self.windows[key] = int(gathered["windows"][i])
+        self.fields[key] = {k: v[i] for k, v in gathered.items()
+                            if k not in ("embedding", "key", "windows", "mask")}
+      self.seen[key] += 1
+    return new
+
+  def finish(self, name: str) -> dict[str, np.ndarray]:
+    if not self.sums:
+      raise sources_lib.SourceError(f"{name}: the source yielded no clips")
+    wrong = {k: (self.seen[k], self.windows[k]) for k in self.sums if self.seen[k] != self.windows[k]}
+    if wrong:
+      raise AssertionError(f"{name}: clips seen a wrong number of times (seen, windows): "
+                           f"{dict(list(wrong.items())[:5])}")
+    keys = sorted(self.sums)
+    out = {"key": np.array(keys),
+           "embedding": np.stack([self.sums[k] / self.seen[k] for k in keys])}
+    for field in self.fields[keys[0]]:
+      out[field] = np.stack([self.fields[k][field] for k in keys])
+    return out
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+  x = np.asarray(x, np.float64)
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _global(x: np.ndarray, sharding) -> jax.Array:
+  """An array every process holds whole -> a global array split by `sharding`."""
+  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def _local_to_global(x: np.ndarray, sharding) -> jax.Array:
+  """This process's rows -> its part of a global array (rows of all processes stacked)."""
+  return jax.make_array_from_process_local_data(sharding, x)
+
+
+def _any_process(flag: bool) -> bool:
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
+
+
+def _bounded_map(fn, items: Iterable, workers: int) -> Iterator:
+  """map(fn, items) on a thread pool, in order, with at most 2 * workers results in flight."""
+  with concurrent.futures.ThreadPoolExecutor(max(workers, 1)) as pool:
+    pending = collections.deque()
+    for item in items:
+      pending.append(pool.submit(fn, item))
+      if len(pending) > 2 * workers:
+        yield pending.popleft().result()
+    while pending:
+      yield pending.popleft().result()

@@ -1,0 +1,150 @@
+"""Writing evaluation results: results.json, a markdown table laid out like the paper's, and per
+task a confusion matrix (single-label), a per-class AP chart (multi-label) or recall bars
+(retrieval)."""
+import json
+import os
+import pathlib
+from collections.abc import Mapping
+
+import numpy as np
+
+from clap_jax.eval import metrics
+from clap_jax.eval.evaluator import TaskResult
+from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, SINGLE_LABEL, Task
+
+# The paper's headline number per task kind (retrieval: both directions).
+HEADLINE = {SINGLE_LABEL: ("top1",), MULTI_LABEL: ("mAP",), RETRIEVAL: ("t2a/R@1", "a2t/R@1")}
+
+
+def write(results: Mapping[str, TaskResult], out_dir: str | os.PathLike, *, model_name: str) -> dict:
+  """Writes results.json, results.md and the plots into `out_dir`; returns the JSON content."""
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  content = to_json(results, model_name)
+  (out_dir / "results.json").write_text(json.dumps(content, indent=1))
+  (out_dir / "results.md").write_text(markdown(results, model_name))
+  for result in results.values():
+    if result.skipped is None:
+      plot(result, out_dir)
+  return content
+
+
+def to_json(results: Mapping[str, TaskResult], model_name: str) -> dict:
+  tasks = {}
+  for name, r in results.items():
+    tasks[name] = {"title": r.task.title, "group": r.task.group, "kind": r.task.kind,
+                   "templates": list(r.task.templates), "in_paper": r.task.in_paper,
+                   "metrics": r.metrics, "num_items": r.num_items}
+    if r.skipped is not None:
+      tasks[name]["skipped"] = r.skipped
+    if r.task.note:
+      tasks[name]["note"] = r.task.note
+  return {"model": model_name, "tasks": tasks}
+
+
+def markdown(results: Mapping[str, TaskResult], model_name: str) -> str:
+  """The headline table (one column per task and headline metric, as the paper's Table 2) and a
+  detailed table with every metric; skipped tasks show '-' and why."""
+  columns = [(r, m) for r in results.values() for m in HEADLINE[r.task.kind]]
+
+  def header(r, metric):
+    if len(HEADLINE[r.task.kind]) == 1:
+      return r.task.title
+    return f"{r.task.title} {metric.split('/')[0].upper()}"
+
+  def cell(r, metric):
+    return "-" if r.skipped is not None else f"{r.metrics[metric]:.4f}"
+
+  lines = [f"# Zero-shot results: {model_name}", ""]
+  lines.append("| | " + " | ".join(header(r, m) for r, m in columns) + " |")
+  lines.append("|---" * (len(columns) + 1) + "|")
+  lines.append("| task | " + " | ".join(r.task.group for r, _ in columns) + " |")
+  lines.append("| metric | " + " | ".join(m.split("/")[-1] for _, m in columns) + " |")
+  lines.append(f"| {model_name} | " + " | ".join(cell(r, m) for r, m in columns) + " |")
+  lines += ["", "| task | metric | value | clips | note |", "|---|---|---|---|---|"]
+  for name, r in results.items():
+    if r.skipped is not None:
+      lines.append(f"| {name} | - | skipped | 0 | {r.skipped} |")
+      continue
+    for i, (metric, value) in enumerate(r.metrics.items()):
+      note = r.task.note if i == 0 else ""
+      lines.append(f"| {name} | {metric} | {value:.4f} | {r.num_items} | {note} |")
+  notes = [f"- {name}: {r.task.note}" for name, r in results.items() if r.task.note]
+  if notes:
+    lines += ["", "Notes:", *notes]
+  return "\n".join(lines) + "\n"
+
+
+def plot(result: TaskResult, out_dir: pathlib.Path) -> pathlib.Path:
+  """The task's chart as `{task}_{confusion|ap|recall}.png`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")  # files only, no display
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  task = result.task
+  if task.kind == SINGLE_LABEL:
+    fig, path = _confusion(plt, task, result), out_dir / f"{task.name}_confusion.png"
+  elif task.kind == MULTI_LABEL:
+    fig, path = _per_class_ap(plt, task, result), out_dir / f"{task.name}_ap.png"
+  else:
+    fig, path = _recall(plt, task, result), out_dir / f"{task.name}_recall.png"
+  fig.savefig(path, dpi=100, bbox_inches="tight")
+  plt.close(fig)
+  return path
+
+
+def _label_texts(task: Task) -> list[str]:
+  return [label.replace("_", " ") for label in task.labels]
+
+
+def _confusion(plt, task: Task, result: TaskResult):
+  n = len(task.labels)
+  counts = metrics.confusion_matrix(result.targets.argmax(1), result.scores.argmax(1), n)
+  # Row-normalised: each true class sums to 1, so rare classes are as readable as common ones.
+  rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+  size = max(4.0, 0.22 * n + 2)
+  fig, ax = plt.subplots(figsize=(size + 1, size))
+  image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+  fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
+  ax.set_xticks(range(n), _label_texts(task), rotation=90, fontsize=7 if n > 20 else 9)
+  ax.set_yticks(range(n), _label_texts(task), fontsize=7 if n > 20 else 9)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  if n <= 20:
+    for (i, j), c in np.ndenumerate(counts):
+      if c:
+        ax.text(j, i, str(c), ha="center", va="center", fontsize=8,
+                color="white" if rates[i, j] > 0.5 else "black")
+  ax.set_title(f"{task.title}: top-1 {result.metrics['top1']:.3f} ({result.num_items} clips)")
+  return fig
+
+
+def _per_class_ap(plt, task: Task, result: TaskResult):
+  ap = metrics.per_class_average_precision(result.targets, result.scores)
+  present = np.flatnonzero(~np.isnan(ap))
+  order = present[np.argsort(ap[present])]
+  labels = _label_texts(task)
+  fig, ax = plt.subplots(figsize=(7, max(3.0, 0.18 * len(order) + 1)))
+  ax.barh(range(len(order)), ap[order], color="tab:blue")
+  ax.set_yticks(range(len(order)), [labels[i] for i in order], fontsize=7 if len(order) > 30 else 9)
+  ax.set_xlim(0, 1)
+  ax.set_xlabel("average precision")
+  ax.set_title(f"{task.title}: mAP {result.metrics['mAP']:.3f} over {len(present)} classes "
+               f"({result.num_items} clips)")
+  return fig
+
+
+def _recall(plt, task: Task, result: TaskResult):
+  directions = ("t2a", "a2t")
+  ks = [k for k in result.metrics if k.startswith("t2a/")]
+  fig, ax = plt.subplots(figsize=(6, 3.5))
+  width = 0.4
+  for d, direction in enumerate(directions):
+    values = [result.metrics[k.replace("t2a", direction)] for k in ks]
+    ax.bar(np.arange(len(ks)) + (d - 0.5) * width, values, width,
+           label={"t2a": "text to audio", "a2t": "audio to text"}[direction])
+  ax.set_xticks(range(len(ks)), [k.split("/")[1] for k in ks])
+  ax.set_ylim(0, 1)
+  ax.legend()
+  ax.set_title(f"{task.title} retrieval ({result.num_items} clips, {len(result.targets)} captions)")
+  return fig

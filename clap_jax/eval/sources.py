@@ -1,0 +1,280 @@
+"""Where a task's examples come from: dataset folders, TFDS, or TFRecord shards -> `Item`s.
+
+A source spec is a dict: the task's default (clap_jax/eval/tasks.py) updated by the config.
+`kind` picks the reader; a relative `root` or `pattern` is taken from the config's `data_dir`.
+Data that is not there raises `MissingData` (the task is skipped); data that is there but does
+not fit the task (an unknown label, a listed file that is absent) raises `SourceError`.
+
+Every process reads only its own share (`Source.local_items`) and an item (all windows of one
+clip) is never split between processes; the evaluator gathers the embeddings.
+"""
+import csv
+import dataclasses
+import glob
+import inspect
+import itertools
+import os
+import pathlib
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from clap_jax.eval.tasks import RETRIEVAL, Task
+
+
+class MissingData(Exception):
+  """The task's data is not present here: the task is reported as skipped."""
+
+
+class SourceError(ValueError):
+  """The data is present but does not fit the task."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+  """One clip. `audio`: a file path, or waveform pieces at `rate` (a long clip stored as windows
+  is several pieces; all their windows are averaged into one embedding)."""
+  key: str  # names the clip in messages
+  audio: str | tuple[np.ndarray, ...]
+  rate: int | None = None
+  labels: tuple[int, ...] = ()  # class indices into task.labels
+  captions: tuple[str, ...] = ()
+
+
+class Source:
+  """The items of one task. `local_items` yields (key, Item) with `key` a global int that orders
+  the items identically in every process."""
+  max_captions: int = 0  # captions per item, at most (retrieval)
+  size: int | None = None  # number of items, where known without reading them (progress bars)
+
+  def local_items(self, process_index: int, process_count: int) -> Iterator[tuple[int, Item]]:
+    raise NotImplementedError
+
+
+class ListSource(Source):
+  """Items known up front (folder layouts, tests): process p takes the p-th contiguous block."""
+
+  def __init__(self, items: Sequence[Item]):
+    if not items:
+      raise SourceError("the source has no items")
+    self.items = list(items)
+    self.size = len(self.items)
+    self.max_captions = max(len(item.captions) for item in self.items)
+
+  def local_items(self, process_index, process_count):
+    n = len(self.items)
+    start, stop = n * process_index // process_count, n * (process_index + 1) // process_count
+    for key in range(start, stop):
+      yield key, self.items[key]
+
+
+def open_source(task: Task, overrides: Mapping | Source | None = None, data_dir: str = ".") -> Source:
+  """The task's source: its default spec updated by `overrides`, or a ready `Source`.
+
+  Overrides naming another `kind` replace the default spec instead of updating it.
+  """
+  if isinstance(overrides, Source):
+    return overrides
+  overrides = dict(overrides or {})
+  default = task.source.get("kind")
+  spec = overrides if overrides.get("kind", default) != default else {**task.source, **overrides}
+  kind = spec.pop("kind", None)
+  readers = {"folder": _folder, "tfds": _tfds, "shards": _shards}
+  if kind not in readers:
+    raise ValueError(f"{task.name}: unknown source kind {kind!r}; one of {sorted(readers)}")
+  try:
+    inspect.signature(readers[kind]).bind(task, data_dir, **spec)
+  except TypeError as e:
+    raise ValueError(f"{task.name}: bad {kind} source spec {spec}: {e}") from None
+  source = readers[kind](task, data_dir, **spec)
+  if task.kind == RETRIEVAL and source.max_captions == 0:
+    raise SourceError(f"{task.name}: a retrieval task needs captions; the source has none")
+  return source
+
+
+def _path(data_dir: str, path: str) -> pathlib.Path:
+  return pathlib.Path(data_dir).expanduser() / os.path.expanduser(path)
+
+
+def _label_index(task: Task, native: str, aliases: Mapping[str, str], where: str) -> int:
+  label = aliases.get(native, native)
+  if label not in task.labels:
+    raise SourceError(f"{where}: label {native!r} is not one of {task.name}'s {len(task.labels)} labels")
+  return task.labels.index(label)
+
+
+# Folder layouts ------------------------------------------------------------------------------------
+
+def _folder(task: Task, data_dir: str, *, layout: str, root: str, aliases: Mapping | None = None,
+            **kwargs):
+  layouts = {"esc50": _esc50, "urbansound8k": _urbansound8k, "fsd50k": _fsd50k, "clotho": _clotho,
+             "fsdd": _fsdd, "class_folders": _class_folders}
+  if layout not in layouts:
+    raise ValueError(f"{task.name}: unknown folder layout {layout!r}; one of {sorted(layouts)}")
+  aliases = aliases or {}
+  try:
+    inspect.signature(layouts[layout]).bind(task, root, aliases=aliases, **kwargs)
+  except TypeError as e:
+    raise ValueError(f"{task.name}: bad options for the {layout} layout {kwargs}: {e}") from None
+  root = _path(data_dir, root)
+  if not root.is_dir():
+    raise MissingData(f"{root} is absent")
+  items = list(layouts[layout](task, root, aliases=aliases, **kwargs))
+  for item in items:
+    if not os.path.isfile(item.audio):
+      raise SourceError(f"{task.name}: {item.audio} is listed but absent")
+  return ListSource(items)
+
+
+def _csv_rows(path: pathlib.Path) -> list[dict]:
+  if not path.is_file():
+    raise SourceError(f"{path} is absent")
+  with open(path, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def _esc50(task, root, *, aliases, meta="meta/esc50.csv", folds=None):
+  """ESC-50: `meta` (filename, fold, target, category, ...) and audio/; all folds by default."""
+  for row in _csv_rows(root / meta):
+    if folds is None or int(row["fold"]) in folds:
+      label = _label_index(task, row["category"], aliases, row["filename"])
+      yield Item(row["filename"], str(root / "audio" / row["filename"]), labels=(label,))
+
+
+def _urbansound8k(task, root, *, aliases, folds=None):
+  """UrbanSound8K: metadata/UrbanSound8K.csv (slice_file_name, fold, class) and audio/fold{k}/."""
+  for row in _csv_rows(root / "metadata" / "UrbanSound8K.csv"):
+    if folds is None or int(row["fold"]) in folds:
+      label = _label_index(task, row["class"], aliases, row["slice_file_name"])
+      path = root / "audio" / f"fold{row['fold']}" / row["slice_file_name"]
+      yield Item(row["slice_file_name"], str(path), labels=(label,))
+
+
+def _fsd50k(task, root, *, aliases, split="eval"):
+  """FSD50K: FSD50K.ground_truth/{split}.csv (fname, labels: comma-separated names) and
+  FSD50K.{split}_audio/{fname}.wav."""
+  for row in _csv_rows(root / "FSD50K.ground_truth" / f"{split}.csv"):
+    labels = tuple(_label_index(task, name, aliases, row["fname"]) for name in row["labels"].split(","))
+    yield Item(row["fname"], str(root / f"FSD50K.{split}_audio" / f"{row['fname']}.wav"), labels=labels)
+
+
+def _clotho(task, root, *, aliases, captions="clotho_captions_evaluation.csv", audio="evaluation"):
+  """Clotho: a captions CSV (file_name, caption_1..caption_5) and the folder of its audio."""
+  from clap_jax.data import sources as data_sources  # pylint: disable=g-import-not-at-top
+  if not (root / captions).is_file():
+    raise SourceError(f"{root / captions} is absent")
+  for item in data_sources.clotho(root / captions, root / audio):
+    yield Item(item.item_id, item.audio_path, captions=item.captions)
+
+
+def _fsdd(task, root, *, aliases):
+  """Free Spoken Digit Dataset: {digit}_{speaker}_{take}.wav."""
+  for path in sorted(root.glob("*.wav")):
+    label = _label_index(task, path.name.split("_")[0], aliases, str(path))
+    yield Item(path.name, str(path), labels=(label,))
+
+
+def _class_folders(task, root, *, aliases, extensions=(".wav", ".au", ".flac", ".ogg", ".mp3")):
+  """{root}/{label}/*: one sub-folder per class (e.g. GTZAN's genres/blues/blues.00000.au)."""
+  for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    label = _label_index(task, folder.name, aliases, str(folder))
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in extensions):
+      yield Item(f"{folder.name}/{path.name}", str(path), labels=(label,))
+
+
+# TFDS ----------------------------------------------------------------------------------------------
+
+class TfdsSource(Source):
+  """A prepared TFDS split; process p reads the p-th contiguous slice (`split[a:b]`)."""
+
+  def __init__(self, task: Task, builder, split: str, label: str, aliases: Mapping[str, str]):
+    self.task, self.builder, self.split, self.aliases = task, builder, split, aliases
+    self.label_path = label.split("/")
+    self.size = builder.info.splits[split].num_examples
+    feature = builder.info.features
+    for part in self.label_path:
+      feature = feature[part]
+    # A ClassLabel has names (ids 0..n-1 for unnamed ones); a dict of booleans is multi-label.
+    self.names = list(feature.names) if hasattr(feature, "names") else None
+    audio = builder.info.features["audio"]
+    self.rate = audio.sample_rate
+    # Integer audio is 16-bit PCM (soundfile's float convention).
+    self.scale = 32768.0 if np.issubdtype(np.dtype(audio.np_dtype), np.integer) else 1.0
+
+  def local_items(self, process_index, process_count):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    start = self.size * process_index // process_count
+    stop = self.size * (process_index + 1) // process_count
+    if start == stop:
+      return
+    ds = self.builder.as_dataset(split=f"{self.split}[{start}:{stop}]", shuffle_files=False)
+    for key, example in enumerate(tfds.as_numpy(ds), start):
+      value = example
+      for part in self.label_path:
+        value = value[part]
+      if isinstance(value, dict):  # multi-label flags, e.g. NSynth qualities
+        natives = [name for name, on in value.items() if on]
+      else:
+        natives = [self.names[int(value)]]
+      where = f"{self.builder.name}/{self.split}[{key}]"
+      labels = tuple(_label_index(self.task, n, self.aliases, where) for n in natives)
+      audio = np.asarray(example["audio"], np.float32) / self.scale
+      yield key, Item(where, (audio,), rate=self.rate, labels=labels)
+
+
+def _tfds(task: Task, data_dir: str, *, name: str, split: str, label: str = "label",
+          aliases: Mapping | None = None, tfds_dir: str | None = None):
+  """`label`: the feature path ('instrument/family'); `tfds_dir`: TFDS's data_dir (default: its
+  own, ~/tensorflow_datasets), not the config's `data_dir`."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = tfds.builder(name, data_dir=tfds_dir)
+  if not builder.is_prepared():
+    raise MissingData(f"TFDS {name} is not prepared in {builder.data_dir}")
+  return TfdsSource(task, builder, split, label, aliases or {})
+
+
+# Shards --------------------------------------------------------------------------------------------
+
+class ShardSource(Source):
+  """Shards of launch/make_shards.py. Process p reads whole shards p, p + P, ...: the writer puts
+  all windows of a clip in one shard, so no clip is split. A clip's key is the global position
+  of its first record; its labels are stored as indices into the task's labels."""
+
+  def __init__(self, task: Task, shards):
+    self.task, self.shards = task, shards
+    self.max_captions = shards.max_captions
+    self.offsets = np.cumsum((0,) + shards.counts)
+
+  def local_items(self, process_index, process_count):
+    for index in range(process_index, len(self.shards.files), process_count):
+      path = self.shards.files[index]
+      # A clip's windows are consecutive records named '{clip}#{k}'.
+      for clip_id, group in itertools.groupby(enumerate(_records(path)), key=lambda r: r[1][0]):
+        windows = list(group)
+        position, (_, _, labels, captions) = windows[0]
+        if any(not 0 <= l < len(self.task.labels) for l in labels):
+          raise SourceError(f"{path}: {clip_id} has labels {labels}, {self.task.name} has "
+                            f"{len(self.task.labels)}")
+        pieces = tuple(audio for _, (_, audio, _, _) in windows)
+        yield int(self.offsets[index]) + position, Item(
+            clip_id, pieces, rate=self.shards.sample_rate, labels=labels, captions=captions)
+
+
+def _records(path: str) -> Iterator[tuple[str, np.ndarray, tuple[int, ...], tuple[str, ...]]]:
+  """(clip id, float32 audio, labels, captions) of each record of one shard."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from clap_jax.data import records  # pylint: disable=g-import-not-at-top
+  for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    example = tf.io.parse_single_example(record, records.PARSE_SPEC)
+    audio = np.frombuffer(example["audio"].numpy(), "<i2").astype(np.float32) / records.PCM_SCALE
+    yield (example["example_id"].numpy().decode().split("#")[0], audio,
+           tuple(int(l) for l in example["labels"].numpy()),
+           tuple(c.decode() for c in example["captions"].numpy()))
+
+
+def _shards(task: Task, data_dir: str, *, pattern: str):
+  from clap_jax.data import ShardSet  # pylint: disable=g-import-not-at-top
+  pattern = str(_path(data_dir, pattern))
+  if not glob.glob(pattern):
+    raise MissingData(f"no shard matches {pattern}")
+  return ShardSource(task, ShardSet.find(pattern))

@@ -1,0 +1,95 @@
+"""End to end on real clips from ../shared/data with a randomly initialised tiny CLAP (the plumbing,
+not the accuracy): ESC-50 with its 50 classes, FSDD spoken digits and Clotho retrieval; and
+launch/eval.py as a user runs it, on a converted-weights folder."""
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import matplotlib.image
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+
+from clap_jax import convert, text
+from clap_jax.eval import evaluator, report, sources, tasks
+from clap_jax.models import config as model_configs
+from clap_jax.models.clap import CLAP
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _tiny_clap():
+  config = model_configs.tiny()
+  a, t = config.audio, config.text
+  variables = jax.jit(CLAP(config).init)(
+      {"params": jax.random.key(0), "dropout": jax.random.key(1)},
+      np.zeros((1, a.clip_samples), np.float32), np.zeros((1, t.context_length), np.int32),
+      np.ones((1, t.context_length), np.int32))
+  return config, jax.tree.map(np.asarray, variables)
+
+
+def test_shared_tasks_table_and_plots(shared_data, gpt2_tokenizer_dir, tmp_path):
+  config, variables = _tiny_clap()
+  spec = {"esc50": {"root": "audio/esc50", "meta": "meta/esc50_subset.csv"},
+          "clotho": {"root": "audio/clotho", "captions": "captions.csv", "audio": "audio"}}
+  # Two takes of every digit keep the run short.
+  fsdd = sources.open_source(tasks.get("fsdd"), {"root": "fsdd-dev"}, str(shared_data))
+  spec["fsdd"] = sources.ListSource(fsdd.items[::50])
+  results = evaluator.evaluate(
+      CLAP(config), variables, ["esc50", "fsdd", "clotho", "fsd50k"],
+      Mesh(np.array(jax.devices()), ("data",)), tokenizer=text.Tokenizer.load(gpt2_tokenizer_dir),
+      batch_size=4, sources=spec, data_dir=str(shared_data), progress=False)
+
+  assert [results[n].num_items for n in ("esc50", "fsdd", "clotho")] == [6, 20, 7]
+  assert results["fsd50k"].skipped  # no FSD50K here: reported, not an error
+  assert results["esc50"].scores.shape == (6, 50) and results["fsdd"].scores.shape == (20, 10)
+  assert results["clotho"].scores.shape == (7, 35)
+  for result in (results["esc50"], results["fsdd"]):
+    top1, top5 = result.metrics["top1"], result.metrics["top5"]
+    assert 0 <= top1 <= top5 <= 1
+  assert set(results["clotho"].metrics) == {f"{d}/{m}" for d in ("a2t", "t2a")
+                                            for m in ("R@1", "R@5", "R@10", "mAP@10")}
+  # 7 clips: every clip is within the top 10 of any caption.
+  assert results["clotho"].metrics["t2a/R@10"] == 1.0
+
+  content = report.write(results, tmp_path, model_name="tiny-random")
+  assert json.loads((tmp_path / "results.json").read_text()) == content
+  assert content["tasks"]["fsd50k"]["skipped"].endswith("is absent")
+  table = (tmp_path / "results.md").read_text()
+  assert "| | ESC50 | FSDD | Clotho T2A | Clotho A2T | FSD50K |" in table
+  assert f"| tiny-random | {results['esc50'].metrics['top1']:.4f} |" in table
+  for name in ("esc50_confusion", "fsdd_confusion", "clotho_recall"):
+    image = matplotlib.image.imread(tmp_path / f"{name}.png")
+    assert image.shape[0] > 200 and image.shape[1] > 200
+
+
+def test_per_class_ap_chart(tmp_path):
+  task = tasks.get("nsynth_qualities")
+  rng = np.random.default_rng(0)
+  targets = (rng.random((30, 10)) < 0.3).astype(np.int8)
+  targets[:, 5] = 0  # a class without positives is left out of the chart and of the mean
+  scores = rng.normal(size=(30, 10))
+  from clap_jax.eval import metrics
+  result = evaluator.TaskResult(task, {"mAP": metrics.mean_average_precision(targets, scores)},
+                                num_items=30, scores=scores, targets=targets)
+  path = report.plot(result, tmp_path)
+  assert path.name == "nsynth_qualities_ap.png" and matplotlib.image.imread(path).shape[0] > 200
+
+
+def test_launch_eval_on_a_converted_folder(shared_data, tmp_path):
+  config, variables = _tiny_clap()
+  convert.save_variables(variables, tmp_path / "weights", config)
+  out = tmp_path / "out"
+  result = subprocess.run(
+      [sys.executable, str(REPO / "launch/eval.py"), "--config", "configs/zeroshot.py:shared,tiny",
+       "--config.tasks=('esc50', 'audiocaps')", f"--config.data_dir={shared_data}",
+       "--checkpoint", str(tmp_path / "weights"), "--workdir", str(out), "--name", "converted"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  content = json.loads((out / "results.json").read_text())
+  assert content["model"] == "converted" and content["tasks"]["esc50"]["num_items"] == 6
+  assert "no shard matches" in content["tasks"]["audiocaps"]["skipped"]
+  assert (out / "esc50_confusion.png").is_file() and "| converted |" in result.stdout
