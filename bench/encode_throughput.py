@@ -7,7 +7,8 @@ clap_jax / PyTorch, measured in one run on this machine. `text` times the jitted
 token columns, as msclap computes them; `text-api` times `ClapEncoder.text_embeddings`, which
 skips the columns after the pooled token (exact: GPT-2 is causal), on the same captions.
 PyTorch is timed twice: as msclap users run it, and with `torch.set_flush_denormal(True)`, which
-speeds it up several-fold because the -100 shifted-window mask makes softmax produce denormals.
+speeds its audio tower up several-fold on this CPU (likely the -100 shifted-window mask: softmax
+then yields exp(-100), a float32 denormal).
 """
 import pathlib
 import sys
