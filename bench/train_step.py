@@ -1,0 +1,177 @@
+r"""Throughput of the jitted train step on this machine, against the same step in PyTorch.
+
+  python bench/train_step.py                      # tiny and full model
+  python bench/train_step.py --models=tiny --steps=5
+
+For each model (clap_jax.models.config.tiny() / clap_2023(), training mode: SpecAugment, dropout,
+stochastic depth on, as the reference's train mode has them) it measures
+  - examples/s of `clap_jax.train`'s jitted step (softmax contrastive loss, AdamW, clipping), on
+    captions cut to the shortest length that holds them, as the training loop does (exact: GPT-2
+    is causal), and on all 77 token columns, as msclap computes them;
+  - its FLOP/s: the matmul and convolution FLOPs of the step (counted in its jaxpr, backward pass
+    and recomputation included; elementwise work not counted) / time, against a 4096^3 float32
+    matmul's FLOP/s measured in the same run (the best of three, before and after): the fraction
+    of the machine's dense rate that the step reaches;
+  - examples/s of the equivalent PyTorch step on the official msclap modules
+    (tests/reference.py: same sizes, same loss with the clamped temperature, AdamW, clipping),
+    as msclap runs and with `torch.set_flush_denormal(True)` (which spares its audio tower the
+    float32 denormals of exp(-100) from the shifted-window mask; see bench/encode_throughput.py).
+    The ratio is taken against the faster of the two.
+"""
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import jax.extend
+import jax.numpy as jnp
+import numpy as np
+
+from clap_jax import config_utils, data, train
+from clap_jax.models import config as model_config
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+
+_MODELS = flags.DEFINE_list("models", ["tiny", "full"], "Models to time: tiny, full.")
+_BATCH = flags.DEFINE_list("batch", ["8", "2"], "Global batch per model, in --models order.")
+_STEPS = flags.DEFINE_integer("steps", 3, "Timed steps (after one untimed step).")
+
+
+def _config(model: str, batch: int):
+  c = config_utils.base()
+  c.model = model_config.tiny() if model == "tiny" else model_config.clap_2023()
+  c.model.audio.spec_augment = True  # the reference's train mode always applies it
+  c.model.text.pooling = "msclap"
+  c.input.global_batch = batch
+  c.optim.warmup_steps = 0
+  c.optim.weight_decay = 0.2
+  c.mesh.data, c.mesh.fsdp = -1, 1
+  return c
+
+
+def _inputs(config, batch: int, seed: int = 0) -> dict:
+  rng = np.random.default_rng(seed)
+  length = config.model.text.context_length
+  ids = rng.integers(1, 50000, (batch, length)).astype(np.int32)
+  mask = (np.arange(length)[None] < rng.integers(8, 20, (batch, 1))).astype(np.int32)
+  return {"audio": (rng.normal(size=(batch, config.model.audio.clip_samples)) * 0.1).astype(np.float32),
+          "input_ids": np.where(mask, ids, 0).astype(np.int32), "attention_mask": mask}
+
+
+def _time(fn, steps: int) -> float:
+  fn()  # compile / warm up
+  start = time.perf_counter()
+  for _ in range(steps):
+    fn()
+  return (time.perf_counter() - start) / steps
+
+
+def dense_flops(jaxpr) -> float:
+  """FLOPs of the dot_general and conv_general_dilated equations of a (closed) jaxpr, through
+  nested jaxprs (jit, scan x length, remat, shard_map, custom derivatives)."""
+  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    shapes = [v.aval.shape for v in eqn.invars]
+    out = np.prod(eqn.outvars[0].aval.shape) if eqn.outvars else 0
+    if eqn.primitive.name == "dot_general":
+      (contract, _), _ = eqn.params["dimension_numbers"]
+      total += 2.0 * out * np.prod([shapes[0][d] for d in contract])
+    elif eqn.primitive.name == "conv_general_dilated":
+      rhs_spec = eqn.params["dimension_numbers"].rhs_spec  # (out, in, spatial...)
+      total += 2.0 * out * np.prod([shapes[1][d] for d in rhs_spec[1:]])
+    repeat = eqn.params.get("length", 1)  # scan
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      total += repeat * dense_flops(sub)
+  return total
+
+
+def matmul_flops_per_second(n: int = 4096) -> float:
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+  matmul = jax.jit(lambda a: a @ a)
+  seconds = _time(lambda: matmul(x).block_until_ready(), 3)
+  return 2 * n ** 3 / seconds
+
+
+def jax_step(config, batch: int, steps: int, trim: bool) -> tuple[float, float]:
+  """-> (seconds per step, FLOPs per step); `trim`: text columns cut as the training loop does."""
+  run = train.build(config)
+  state = run.init()
+  inputs = _inputs(config, batch)
+  if trim:
+    inputs = train.trim_text(inputs, config.input.text_lengths)
+  inputs = data.to_global(inputs, run.batch_sharding)
+  flops = dense_flops(jax.make_jaxpr(run.train_step)(state, inputs))
+  holder = [state]
+
+  def step():
+    holder[0], metrics = run.train_step(holder[0], inputs)
+    jax.block_until_ready(metrics["loss"])
+  return _time(step, steps), flops
+
+
+def torch_step(config, batch: int, steps: int, flush_denormal: bool) -> float:
+  """-> seconds per step of the reference model's training step."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from reference import build_reference  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(os.cpu_count())
+  model = build_reference(config.model).train()
+  o = config.optim
+  optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
+                                weight_decay=o.weight_decay)
+  inputs = _inputs(config, batch)
+  audio = torch.from_numpy(inputs["audio"])
+  text = {"input_ids": torch.from_numpy(inputs["input_ids"]).long(),
+          "attention_mask": torch.from_numpy(inputs["attention_mask"]).long()}
+  labels = torch.arange(batch)
+  f = torch.nn.functional
+
+  def step():
+    text_embeddings, audio_embeddings, scale = model(audio, text)
+    logits = scale.clamp(max=np.exp(config.loss.max_log_scale)) * (
+        f.normalize(audio_embeddings, dim=-1) @ f.normalize(text_embeddings, dim=-1).T)
+    loss = 0.5 * (f.cross_entropy(logits, labels) + f.cross_entropy(logits.T, labels))
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
+    optimizer.step()
+  torch.set_flush_denormal(flush_denormal)
+  try:
+    return _time(step, steps)
+  finally:
+    torch.set_flush_denormal(False)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  matmul = max(matmul_flops_per_second() for _ in range(2))
+  rows = []
+  for model, batch in zip(_MODELS.value, _BATCH.value):
+    batch = int(batch)
+    config = _config(model, batch)
+    as_run, flushed = (torch_step(config, batch, _STEPS.value, flush) for flush in (False, True))
+    for trim in (True, False):
+      jax_seconds, flops = jax_step(config, batch, _STEPS.value, trim)
+      name = model + ("" if trim else ", all 77 text columns")
+      print(f"{name}: {flops / 1e9:.1f} GFLOP (matmul, conv) per step in {jax_seconds:.2f} s",
+            flush=True)
+      rows.append((name, batch, jax_seconds, as_run, flushed, flops / jax_seconds))
+  # The machine's dense rate: the best measurement, before and after (other load varies).
+  matmul = max(matmul, matmul_flops_per_second())
+  print(f"float32 4096^3 matmul: {matmul / 1e9:.1f} GFLOP/s ({os.cpu_count()} CPUs, "
+        f"{jax.devices()[0].device_kind})")
+  print("| model | batch | JAX ex/s | PyTorch ex/s (flushed denormals) | JAX / PyTorch | "
+        "JAX GFLOP/s | of matmul |")
+  print("|---|---|---|---|---|---|---|")
+  for model, batch, jax_seconds, as_run, flushed, rate in rows:
+    print(f"| {model} | {batch} | {batch / jax_seconds:.2f} | {batch / as_run:.2f} "
+          f"({batch / flushed:.2f}) | {min(as_run, flushed) / jax_seconds:.2f}x | "
+          f"{rate / 1e9:.1f} | {rate / matmul:.0%} |")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,45 @@
+"""The optimizer: AdamW with linear warmup and cosine decay, gradient clipping, frozen parameters.
+
+Frozen parameters (a regex over names such as `model/caption_encoder/gpt2/...`) get no update and
+no optimizer state; their gradients are never used, so XLA drops their computation. Clipping and
+weight decay see only the trained parameters.
+"""
+import re
+
+import jax
+import ml_collections
+import optax
+
+from clap_jax import sharding
+
+
+def schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """0 -> lr over `warmup_steps`, then cosine to lr * end_lr_ratio at `total_steps`."""
+  warmup = min(config.warmup_steps, total_steps)
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=config.lr, warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1), end_value=config.lr * config.end_lr_ratio)
+
+
+def trained_mask(params, frozen: str):
+  """A tree of bools: False for the parameters whose name `frozen` (a regex, '' for none) finds."""
+  pattern = re.compile(frozen) if frozen else None
+  mask = [not (pattern and pattern.search(n)) for n in sharding.tree_names(params)]
+  if not any(mask):
+    raise ValueError(f"optim.frozen={frozen!r} freezes every parameter")
+  return jax.tree.unflatten(jax.tree.structure(params), mask)
+
+
+def make(config: ml_collections.ConfigDict, params, total_steps: int):
+  """-> (optax transformation, learning-rate schedule) for `params` (arrays or shapes)."""
+  lr = schedule(config, total_steps)
+  # Decay matrices and embeddings only: biases, norm scales and the temperature are not shrunk
+  # towards zero (as CLIP and open_clip do).
+  decay_mask = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)
+  trained = optax.chain(
+      optax.clip_by_global_norm(config.clip_norm),
+      optax.adamw(lr, b1=config.b1, b2=config.b2, eps=config.eps,
+                  weight_decay=config.weight_decay, mask=decay_mask))
+  labels = jax.tree.map(lambda t: "trained" if t else "frozen", trained_mask(params, config.frozen))
+  tx = optax.multi_transform({"trained": trained, "frozen": optax.set_to_zero()}, labels)
+  return tx, lr

@@ -1,0 +1,70 @@
+"""Initialisation from existing weights: a whole CLAP model, or its audio tower alone (from a CLAP
+checkpoint or from a workdir of configs/audio_pretrain.py).
+
+A checkpoint is any of: an msclap `.pth`/`.safetensors` file (converted on the fly), a folder
+written by `clap_jax.convert.save_variables`, or a training workdir (its latest checkpoint).
+Loaded arrays must match the model's shapes exactly; a mismatch is an error naming the array.
+"""
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+
+from clap_jax import checkpoint, convert, sharding
+
+# The audio tower shared by every objective (HTSAT: patch embedding, Swin stages, bn0); the
+# projection belongs to the contrastive objective and is not taken.
+AUDIO_TOWER = ("audio_encoder", "htsat")
+# The same tower in a workdir of the audio multi-task pretraining (clap_jax.models.audio_tasks).
+MULTITASK_AUDIO_TOWER = ("htsat",)
+
+
+def load_variables(path: str, model_config: ml_collections.ConfigDict) -> dict:
+  """-> {'params', 'batch_stats'} (numpy) of the checkpoint at `path`."""
+  path = pathlib.Path(path)
+  if path.is_file():
+    return convert.convert_checkpoint(path, model_config)
+  if (path / "checkpoints").is_dir():
+    return checkpoint.load_inference_variables(path)[1]
+  if path.is_dir():
+    return convert.load_variables(path)[1]
+  raise FileNotFoundError(f"{path}: no checkpoint file, converted folder or training workdir")
+
+
+def _replace(target: dict, source: dict, where: str) -> dict:
+  """`target` with every leaf of `source` put in its place (same names and shapes)."""
+  names = dict(zip(sharding.tree_names(target), jax.tree.leaves(target)))
+  loaded = dict(zip(sharding.tree_names(source), jax.tree.leaves(source)))
+  problems = [f"{k} is not in the model" for k in loaded if k not in names]
+  problems += [f"{k}: shape {np.shape(v)}, the model has {np.shape(names[k])}"
+               for k, v in loaded.items() if k in names and np.shape(v) != np.shape(names[k])]
+  if problems:
+    raise ValueError(f"{where} does not fit: " + "; ".join(problems))
+  leaves = [np.asarray(loaded[k], names[k].dtype) if k in loaded else v for k, v in names.items()]
+  return jax.tree.unflatten(jax.tree.structure(target), leaves)
+
+
+def _subtree(tree: dict, path: tuple[str, ...]) -> dict:
+  for key in path:
+    tree = tree[key]
+  return tree
+
+
+def _nest(path: tuple[str, ...], value) -> dict:
+  for key in reversed(path):
+    value = {key: value}
+  return value
+
+
+def initialise(variables: dict, config: ml_collections.ConfigDict,
+               model_config: ml_collections.ConfigDict) -> dict:
+  """Fresh model `variables` with `config.clap_from` and/or `config.audio_from` loaded in."""
+  if config.clap_from:
+    variables = _replace(variables, load_variables(config.clap_from, model_config), config.clap_from)
+  if config.audio_from:
+    loaded = load_variables(config.audio_from, model_config)
+    tower = AUDIO_TOWER if "audio_encoder" in loaded["params"] else MULTITASK_AUDIO_TOWER
+    audio = {c: _nest(AUDIO_TOWER, _subtree(loaded[c], tower)) for c in loaded}
+    variables = _replace(variables, audio, config.audio_from)
+  return variables

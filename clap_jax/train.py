@@ -1,0 +1,224 @@
+"""The training loop, for every objective and every mesh: `main(config, workdir)`.
+
+Order of events: mesh -> objective and optimizer -> the state's shardings (from its shapes, by the
+config's rules) -> restore the latest checkpoint of `workdir`, or initialise (already sharded) and
+load pretrained weights -> the jitted step -> loop: read this process's share of the batch,
+step, log, checkpoint, evaluate; stop at `total_steps`, on preemption (after saving) or on a
+non-finite loss (without saving: the last good checkpoint stays the latest).
+"""
+import dataclasses
+import pathlib
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tensorboardX
+import tqdm
+from jax.experimental import multihost_utils
+
+from clap_jax import checkpoint, config_utils, data, demo_data, evaluation, objectives, optim
+from clap_jax import pretrained, sharding, step as step_lib
+from clap_jax.text import Tokenizer
+
+
+class NonFiniteLoss(FloatingPointError):
+  pass
+
+
+def _train_batches(config: ml_collections.ConfigDict, start_step: int):
+  """This process's share of each global batch, from global batch `start_step` on."""
+  c = config.input
+  common = dict(batch_size=c.global_batch, seed=c.seed, start_step=start_step,
+                process_index=jax.process_index(), process_count=jax.process_count())
+  if c.kind == "demo":
+    return demo_data.train_batches(
+        sample_rate=config.model.audio.sample_rate, clip_samples=config.model.audio.clip_samples,
+        tokenizer=Tokenizer.load(config.tokenizer, config.model.text.context_length), **common)
+  if c.kind == "shards":
+    if not c.train:
+      raise ValueError("input.kind='shards' needs input.train, a glob pattern of shard files")
+    return data.train_batches(c.train.split(","), clip_samples=config.model.audio.clip_samples,
+                              shuffle_buffer=c.shuffle_buffer, caption_choice=c.caption_choice,
+                              **common)
+  if c.kind == "multitask":
+    return data.multitask_batches(
+        objectives.audio_multitask.task_sources(config, "train"),
+        clip_samples=config.model.audio.clip_samples, shuffle_buffer=c.shuffle_buffer,
+        sampling=c.sampling, temperature=c.temperature if c.sampling == "temperature" else None,
+        **common)
+  raise ValueError(f"unknown input.kind {c.kind!r}: 'shards', 'multitask' or 'demo'")
+
+
+def trim_text(batch: dict, lengths) -> dict:
+  """Drops the token columns past the end of every caption of the global batch (all processes
+  agree on the length), down to the shortest of `lengths` that holds them."""
+  needed = int(batch["attention_mask"].sum(axis=1).max())
+  if jax.process_count() > 1:
+    needed = int(multihost_utils.process_allgather(np.int32(needed)).max())
+  full = batch["input_ids"].shape[1]
+  length = min([n for n in lengths if needed <= n < full] + [full])
+  return {**batch, "input_ids": batch["input_ids"][:, :length],
+          "attention_mask": batch["attention_mask"][:, :length]}
+
+
+def _initial_state(objective, tx, rng):
+  init_rng, train_rng = jax.random.split(rng)
+  params, batch_stats = objective.init(init_rng)
+  return {"step": jnp.zeros((), jnp.int32), "rng": train_rng, "params": params,
+          "batch_stats": batch_stats, "opt_state": tx.init(params)}
+
+
+def _meta(config, step: int) -> dict:
+  # Batches are a pure function of (input seed, position): the position is the data's state.
+  return {"step": step, "data": {"seed": config.input.seed, "next_batch": step},
+          "config": config.to_json()}
+
+
+class _Log:
+  """Metrics to stdout (a progress bar) and TensorBoard (process 0 only)."""
+
+  def __init__(self, workdir, config, first_step: int):
+    self.main = jax.process_index() == 0
+    self.writer = tensorboardX.SummaryWriter(str(workdir)) if self.main else None
+    self.bar = tqdm.tqdm(total=config.total_steps, initial=first_step, disable=not self.main,
+                         dynamic_ncols=True)
+    self.global_batch = config.input.global_batch
+    self.mark = None  # (step, time) the rates are measured from
+
+  def step(self, step: int, metrics: dict | None) -> None:
+    self.bar.update(step - self.bar.n)
+    now = time.perf_counter()
+    if self.mark is None:  # the first step compiles; rates count from its end
+      self.mark = (step, now)
+    if metrics is None or step == self.mark[0]:
+      return
+    (first, start) = self.mark
+    seconds = (now - start) / (step - first)
+    self.mark = (step, now)
+    metrics = {**{k: float(v) for k, v in metrics.items()}, "step_time": seconds,
+               "examples_per_second": self.global_batch / seconds}
+    self.scalars(step, metrics, "train/")
+    self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics['accuracy']:.3f}",
+                         ex_s=f"{metrics['examples_per_second']:.1f}")
+
+  def scalars(self, step: int, metrics: dict, prefix: str) -> None:
+    if self.main:
+      for name, value in metrics.items():
+        self.writer.add_scalar(prefix + name, value, step)
+      self.writer.flush()
+
+  def message(self, text: str) -> None:
+    if self.main:
+      self.bar.write(text)
+
+  def close(self) -> None:
+    self.bar.close()
+    if self.main:
+      self.writer.close()
+
+
+def _check_finite(step: int, metrics: dict, ckpt: checkpoint.Checkpointer, workdir) -> None:
+  """Stops the run at a non-finite loss (or gradient, which would spoil the next parameters)."""
+  loss, grad_norm = float(metrics["loss"]), float(metrics["grad_norm"])
+  if not (np.isfinite(loss) and np.isfinite(grad_norm)):
+    ckpt.wait()
+    raise NonFiniteLoss(
+        f"loss {loss}, gradient norm {grad_norm} at step {step}: training stopped without "
+        f"saving; the last good checkpoint is step {ckpt.latest_step()} in {workdir}/checkpoints")
+
+
+@dataclasses.dataclass
+class Setup:
+  """What a run is made of, before any data: also used by tests and benchmarks."""
+  mesh: jax.sharding.Mesh
+  objective: object
+  abstract_state: dict  # ShapeDtypeStructs
+  state_shardings: dict
+  batch_sharding: jax.sharding.NamedSharding
+  init: Callable[[], dict]  # jitted: a fresh state, created sharded
+  train_step: Callable[[dict, dict], tuple[dict, dict]]  # jitted, donates the state
+
+
+def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None) -> Setup:
+  config_utils.check(config)
+  mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
+  objective = objectives.get(config, mesh)
+  rng = jax.random.PRNGKey(config.seed)
+  abstract_params = jax.eval_shape(objective.init, rng)[0]
+  tx, schedule = optim.make(config.optim, abstract_params, config.total_steps)
+  init = lambda: _initial_state(objective, tx, rng)
+  abstract_state = jax.eval_shape(init)
+  state_shardings = sharding.shardings(abstract_state, config.sharding.rules, mesh,
+                                       config.sharding.min_size)
+  batch_sharding = sharding.batch_sharding(mesh)
+  train_step = jax.jit(
+      step_lib.make_train_step(objective, tx, schedule, config.optim.accum_steps,
+                               optim.trained_mask(abstract_params, config.optim.frozen)),
+      in_shardings=(state_shardings, batch_sharding), out_shardings=(state_shardings, None),
+      donate_argnums=(0,))
+  return Setup(mesh, objective, abstract_state, state_shardings, batch_sharding,
+               jax.jit(init, out_shardings=state_shardings), train_step)
+
+
+def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (or resumes) in `workdir`; returns the final evaluation's metrics (may be empty)."""
+  workdir = pathlib.Path(workdir)
+  run = build(config)
+  ckpt = checkpoint.Checkpointer(workdir, config.checkpoint)
+  latest = ckpt.latest_step()
+  if latest is None:
+    state = run.init()
+    if config.init.clap_from or config.init.audio_from:
+      variables = pretrained.initialise(
+          {"params": state["params"]["model"], "batch_stats": state["batch_stats"]},
+          config.init, config.model)
+      state = jax.device_put(
+          {**state, "params": {**state["params"], "model": variables["params"]},
+           "batch_stats": variables["batch_stats"]}, run.state_shardings)
+    next_batch = 0
+  else:
+    state, meta = ckpt.restore(latest, run.abstract_state, run.state_shardings)
+    next_batch = meta["data"]["next_batch"]
+  evaluator = evaluation.Evaluator(config, run.objective, run.mesh)
+
+  step = int(state["step"])
+  log = _Log(workdir, config, step)
+  log.message(f"{'resuming at' if latest is not None else 'starting at'} step {step} of "
+              f"{config.total_steps}; mesh {dict(run.mesh.shape)}, {jax.process_count()} process(es)")
+  batches = _train_batches(config, next_batch)
+  preemption = checkpoint.Preemption()
+  previous = None  # (step, metrics) of the last step, checked once the next one is queued
+  try:
+    while step < config.total_steps:
+      local = {k: v for k, v in next(batches).items() if k in run.objective.batch_keys}
+      if "attention_mask" in local:
+        local = trim_text(local, config.input.text_lengths)
+      batch = data.to_global(local, run.batch_sharding)
+      state, metrics = run.train_step(state, batch)
+      step += 1
+      if previous is not None:
+        _check_finite(*previous, ckpt, workdir)
+      previous = (step, metrics)
+      log.step(step, metrics if step % config.log.every_steps == 0 else None)
+      preempted = preemption.reached(step)
+      if ckpt.due(step) or step == config.total_steps or preempted:
+        _check_finite(step, metrics, ckpt, workdir)
+        ckpt.save(step, state, _meta(config, step))
+      if preempted:
+        log.message(f"{preemption.signal}: saved step {step}, stopping; rerun to resume")
+        return {}
+      if evaluator.due(step):
+        log.scalars(step, evaluator.run(state), "eval/")
+    results = evaluator.run(state) if evaluator.enabled else {}
+    log.scalars(step, results, "eval/")
+    for name, value in results.items():
+      log.message(f"eval/{name} = {value:.4f}")
+    return results
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    preemption.restore_handlers()
+    log.close()
