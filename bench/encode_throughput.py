@@ -32,7 +32,7 @@ _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8", "32"], "Batch sizes t
 _TINY = flags.DEFINE_bool("tiny", False, "Use the tiny config (a smoke run).")
 _DTYPE = flags.DEFINE_string("dtype", "float32", "clap_jax compute dtype.")
 _MIN_SECONDS = flags.DEFINE_float("min_seconds", 3.0, "Time each case for at least this long.")
-_TOKENIZER = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "gpt2"
+_TOKENIZER = text_lib.GPT2_FILES
 
 
 def rate(fn, items: int, min_seconds: float) -> float:

@@ -31,7 +31,7 @@ _CLIPS = flags.DEFINE_integer("clips", 64, "Clips in the task.")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Clips per batch, both implementations.")
 _TINY = flags.DEFINE_bool("tiny", False, "Use the tiny config (a smoke run).")
 _DTYPE = flags.DEFINE_string("dtype", "float32", "clap_jax compute dtype.")
-_TOKENIZER = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "gpt2"
+_TOKENIZER = text_lib.GPT2_FILES
 SAMPLE_RATE, SECONDS = 44100, 5
 
 

@@ -16,7 +16,7 @@ import time
 
 from absl import app, flags
 
-from clap_jax import data
+from clap_jax import data, text
 from clap_jax.data import sources
 from clap_jax.models import config as model_config
 
@@ -38,7 +38,7 @@ def main(argv):
   recordings = list(sources.clotho(root / "captions.csv", root / "audio"))
   items = [sources.Item(item_id=f"{r.item_id}@{copy}", audio_path=r.audio_path, captions=r.captions)
            for copy in range(-(-_CLIPS.value // len(recordings))) for r in recordings][:_CLIPS.value]
-  config = data.WriterConfig(tokenizer=str(REPO / "tests" / "fixtures" / "gpt2"), max_seconds=7.0,
+  config = data.WriterConfig(tokenizer=str(text.GPT2_FILES), max_seconds=7.0,
                              long_mode="random", shard_mb=16)
   with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()

@@ -23,7 +23,10 @@ from jax.experimental import multihost_utils
 
 
 def _directory(workdir) -> epath.Path:
-  return epath.Path(workdir) / "checkpoints"
+  path = epath.Path(workdir)
+  if "://" not in str(workdir):  # orbax needs absolute local paths (gs:// etc. already are)
+    path = path.absolute()
+  return path / "checkpoints"
 
 
 class Checkpointer:

@@ -9,6 +9,7 @@ import sys
 import ml_collections
 from absl import flags
 
+from clap_jax import text
 from clap_jax.models import config as model_config
 
 
@@ -22,7 +23,7 @@ def base() -> ml_collections.ConfigDict:
   c.model = model_config.clap_2023()
   c.total_steps = 1000
   # Tokenizer of the demo's captions and of zero-shot prompts (shards carry their own tokens).
-  c.tokenizer = "tests/fixtures/gpt2"
+  c.tokenizer = str(text.GPT2_FILES)
 
   c.input = ml_collections.ConfigDict()
   c.input.kind = "shards"  # 'shards': launch/make_shards.py output; 'demo': clap_jax.demo_data

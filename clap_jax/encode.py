@@ -62,7 +62,8 @@ def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
     checkpoint: an msclap `.pth`/`.safetensors` file (converted on first use and cached under
       $CLAP_JAX_CACHE or ~/.cache/clap_jax), or a directory written by
       `clap_jax.convert.save_variables`. None downloads the official file from the hub.
-    tokenizer: a directory with GPT-2's vocab.json and merges.txt, or a hub name (default "gpt2").
+    tokenizer: a directory with GPT-2's vocab.json and merges.txt, or a hub name; by default the
+      original GPT-2 files shipped in clap_jax/assets/gpt2.
     dtype: compute dtype ("float32", or "bfloat16" for speed); parameters stay float32.
     long_audio: "windows" (average of 7 s windows) or "random" (msclap's random crop).
     seed: seeds the random crop of `long_audio="random"`.
@@ -81,7 +82,7 @@ def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
   else:
     variables = _converted(checkpoint, config)
   config.dtype = dtype
-  return ClapEncoder(config, variables, text_lib.Tokenizer.load(tokenizer or "gpt2"),
+  return ClapEncoder(config, variables, text_lib.Tokenizer.load(tokenizer or text_lib.GPT2_FILES),
                      long_audio=long_audio, seed=seed)
 
 

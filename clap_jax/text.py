@@ -1,5 +1,6 @@
 """Text preprocessing as msclap 1.3.4 does it, and the index at which the text tower is pooled."""
 import os
+import pathlib
 from collections.abc import Sequence
 
 import jax.numpy as jnp
@@ -7,6 +8,8 @@ import numpy as np
 import transformers
 
 EOT = "<|endoftext|>"
+# The original GPT-2 BPE files (MIT, see the LICENSE beside them), shipped so that nothing needs the hub.
+GPT2_FILES = pathlib.Path(__file__).resolve().parent / "assets" / "gpt2"
 
 
 class Tokenizer:

@@ -13,6 +13,7 @@ Tasks whose data is absent are reported as skipped.
 """
 import ml_collections
 
+from clap_jax import text
 from clap_jax.eval import tasks
 
 
@@ -44,7 +45,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.sources.esc50 = {"root": "audio/esc50", "meta": "meta/esc50_subset.csv"}
     c.sources.fsdd = {"root": "fsdd-dev"}
     c.sources.clotho = {"root": "audio/clotho", "captions": "captions.csv", "audio": "audio"}
-    c.tokenizer = "tests/fixtures/gpt2"
+    c.tokenizer = str(text.GPT2_FILES)
   if "tiny" in options:
     c.model = "tiny"
     c.batch_size = 8

@@ -1,7 +1,7 @@
 r"""Writes an audio collection as TFRecord shards for training and evaluation.
 
   python launch/make_shards.py --source=esc50 --input=/data/ESC-50 --out_dir=/data/shards/esc50 \
-      --tokenizer=tests/fixtures/gpt2 --num_workers=8
+      --tokenizer=clap_jax/assets/gpt2 --num_workers=8
 
 Re-running the same command after an interruption completes the set without rewriting finished
 shards. Unusable files are listed with their reason in {out_dir}/{prefix}-rejects.jsonl.

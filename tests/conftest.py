@@ -4,9 +4,10 @@ import pathlib
 
 import pytest
 
+from clap_jax import text
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("CLAP_JAX_SHARED_DATA", REPO.parent / "shared" / "data"))
-FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")
@@ -19,5 +20,5 @@ def shared_data() -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def gpt2_tokenizer_dir() -> pathlib.Path:
-  """The original GPT-2 BPE files, committed as a fixture."""
-  return FIXTURES / "gpt2"
+  """The original GPT-2 BPE files, shipped with the package."""
+  return text.GPT2_FILES

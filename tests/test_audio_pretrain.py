@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clap_jax import checkpoint, data, objectives, pretrained, train
+from clap_jax import checkpoint, data, objectives, pretrained, text, train
 from clap_jax.data import sources, writer
 from clap_jax.objectives import audio_multitask
 from test_configs import load
@@ -167,7 +167,7 @@ def write_fsdd_tasks(root: pathlib.Path, out: pathlib.Path, sample_rate: int) ->
           item_id=path.name, audio_path=str(path), captions=(caption,), labels=(label,), task=task))
   for (task, split), task_items in items.items():
     writer.write_shards(task_items, out / task / split, writer.WriterConfig(
-        tokenizer=str(REPO / "tests" / "fixtures" / "gpt2"), prefix=task, sample_rate=sample_rate, shard_mb=4),
+        tokenizer=str(text.GPT2_FILES), prefix=task, sample_rate=sample_rate, shard_mb=4),
         progress=False)
 
 

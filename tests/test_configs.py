@@ -29,11 +29,12 @@ def test_config_loads_and_is_known(path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_config_smoke_steps(path, tmp_path):
-  results = train.main(load(path, "smoke"), tmp_path)
+def test_config_smoke_steps(path, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # a relative workdir, as in the README's demo command
+  results = train.main(load(path, "smoke"), "run")
   assert 0.0 <= results["demo/top1"] <= 1.0
-  assert (tmp_path / "checkpoints" / "2").is_dir()
-  assert list(tmp_path.glob("events.out.tfevents.*"))
+  assert (tmp_path / "run" / "checkpoints" / "2").is_dir()
+  assert list((tmp_path / "run").glob("events.out.tfevents.*"))
 
 
 def test_unknown_key_in_config_is_named():

@@ -15,8 +15,10 @@ import sys
 import numpy as np
 import pytest
 
+from clap_jax import text
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TOKENIZER = REPO / "tests" / "fixtures" / "gpt2"
+TOKENIZER = text.GPT2_FILES
 SAMPLE_RATE, CLIP = 8000, 800
 
 
@@ -69,7 +71,6 @@ def toy_evaluator(tasks, sources):
   """-> (evaluator over all devices, the toy model's variables)."""
   import jax
   from jax.sharding import Mesh
-  from clap_jax import text
   from clap_jax.eval import evaluator
 
   model = toy_model()

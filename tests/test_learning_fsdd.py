@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from clap_jax import train
+from clap_jax import text, train
 from clap_jax.data import sources, writer
 from test_configs import CONFIGS, load
 
@@ -24,7 +24,7 @@ def write_fsdd_shards(root: pathlib.Path, out: pathlib.Path, sample_rate: int) -
     items["heldout" if int(take) in HELD_OUT_TAKES else "train"].append(item)
   for split, split_items in items.items():
     writer.write_shards(split_items, out / split, writer.WriterConfig(
-        tokenizer="tests/fixtures/gpt2", prefix="fsdd", sample_rate=sample_rate, shard_mb=4),
+        tokenizer=str(text.GPT2_FILES), prefix="fsdd", sample_rate=sample_rate, shard_mb=4),
         progress=False)
 
 
