@@ -20,15 +20,20 @@ AUDIO_TOWER = ("audio_encoder", "htsat")
 MULTITASK_AUDIO_TOWER = ("htsat",)
 
 
-def load_variables(path: str, model_config: ml_collections.ConfigDict) -> dict:
-  """-> {'params', 'batch_stats'} (numpy) of the checkpoint at `path`."""
+def load_variables(path, model_config: ml_collections.ConfigDict
+                   ) -> tuple[ml_collections.ConfigDict, dict]:
+  """-> (model config, {'params', 'batch_stats'} numpy) of the checkpoint at `path`.
+
+  A workdir or converted folder brings its own model config; a `.pth`/`.safetensors` file is
+  converted for `model_config`, which is returned with it.
+  """
   path = pathlib.Path(path)
   if path.is_file():
-    return convert.convert_checkpoint(path, model_config)
+    return model_config, convert.convert_checkpoint(path, model_config)
   if (path / "checkpoints").is_dir():
-    return checkpoint.load_inference_variables(path)[1]
+    return checkpoint.load_inference_variables(path)
   if path.is_dir():
-    return convert.load_variables(path)[1]
+    return convert.load_variables(path)
   raise FileNotFoundError(f"{path}: no checkpoint file, converted folder or training workdir")
 
 
@@ -61,9 +66,10 @@ def initialise(variables: dict, config: ml_collections.ConfigDict,
                model_config: ml_collections.ConfigDict) -> dict:
   """Fresh model `variables` with `config.clap_from` and/or `config.audio_from` loaded in."""
   if config.clap_from:
-    variables = _replace(variables, load_variables(config.clap_from, model_config), config.clap_from)
+    variables = _replace(variables, load_variables(config.clap_from, model_config)[1],
+                         config.clap_from)
   if config.audio_from:
-    loaded = load_variables(config.audio_from, model_config)
+    loaded = load_variables(config.audio_from, model_config)[1]
     tower = AUDIO_TOWER if "audio_encoder" in loaded["params"] else MULTITASK_AUDIO_TOWER
     audio = {c: _nest(AUDIO_TOWER, _subtree(loaded[c], tower)) for c in loaded}
     variables = _replace(variables, audio, config.audio_from)

@@ -28,11 +28,10 @@ def load_model(checkpoint: str, config):
   """-> (CLAP module, variables as host numpy) for any kind of `--checkpoint`."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from clap_jax import checkpoint as checkpoint_lib, convert  # pylint: disable=g-import-not-at-top
+  from clap_jax import pretrained  # pylint: disable=g-import-not-at-top
   from clap_jax.models import config as model_configs  # pylint: disable=g-import-not-at-top
   from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
 
-  path = pathlib.Path(checkpoint)
   if checkpoint == "random":
     model_config = getattr(model_configs, config.model)()
     a, t = model_config.audio, model_config.text
@@ -41,15 +40,9 @@ def load_model(checkpoint: str, config):
         {"params": keys[0], "dropout": keys[1]}, np.zeros((1, a.clip_samples), np.float32),
         np.zeros((1, t.context_length), np.int32), np.ones((1, t.context_length), np.int32))
     variables = jax.tree.map(np.asarray, variables)
-  elif path.is_file():
-    model_config = getattr(model_configs, config.model)()
-    variables = convert.convert_checkpoint(path, model_config)
-  elif (path / "checkpoints").is_dir():
-    model_config, variables = checkpoint_lib.load_inference_variables(path)
-  elif path.is_dir():
-    model_config, variables = convert.load_variables(path)
   else:
-    raise FileNotFoundError(f"{path}: no checkpoint file, converted folder or training workdir")
+    model_config, variables = pretrained.load_variables(
+        checkpoint, getattr(model_configs, config.model)())
   model_config.dtype = config.dtype
   return CLAP(model_config), variables
 

@@ -1,4 +1,5 @@
 """The shard writer: real clips round-trip, long clips are cut, bad input is rejected with a reason."""
+import itertools
 import json
 import pathlib
 
@@ -28,6 +29,18 @@ def read_examples(out_dir, prefix="clips") -> list[dict]:
         labels=list(f["labels"].numpy()), task=f["task"].numpy().decode(),
         example_id=f["example_id"].numpy().decode()))
   return examples
+
+
+def assert_restarts_match(batches, total: int = 12, starts=(3, 5, 10)) -> list[dict]:
+  """`batches(start_step=s)` resumed at each of `starts` equals the uninterrupted stream from s on;
+  -> the first `total` batches of the uninterrupted stream."""
+  reference = list(itertools.islice(batches(), total))
+  for start in starts:
+    resumed = list(itertools.islice(batches(start_step=start), total - start))
+    for a, b in zip(reference[start:], resumed):
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+  return reference
 
 
 @pytest.fixture(scope="module")
