@@ -32,8 +32,6 @@ HUB_REPO = "microsoft/msclap"
 HUB_FILES = {"2023": "CLAP_weights_2023.pth"}
 # Batches are padded up to one of these sizes so each size compiles once.
 BATCH_SIZES = (1, 8, 32)
-# Token columns are cut to one of these (or the full context) for the same reason.
-TEXT_LENGTHS = (16, 32)
 
 
 def _cache_dir() -> pathlib.Path:
@@ -153,15 +151,10 @@ class ClapEncoder:
       return np.zeros((0, self.config.embed_dim), np.float32)
     tokens = self.tokenizer(texts)
     ids, mask = tokens["input_ids"], tokens["attention_mask"]
-    pooled = np.asarray(text_lib.pooling_index(ids, mask, self.config.text.pooling))
-    context = self.config.text.context_length
-    lengths = [n for n in TEXT_LENGTHS if n < context] + [context]
     outputs = []
     for start in range(0, len(texts), BATCH_SIZES[-1]):
       rows = slice(start, start + BATCH_SIZES[-1])
-      # GPT-2 is causal and only the pooled position is read: columns after the last pooled
-      # position of the batch cannot change the result, so they are not computed.
-      length = next(n for n in lengths if n > pooled[rows].max())
+      length = text_lib.text_columns(mask[rows])  # later columns are padding
       outputs.append(self._batched(self._encode_text, ids[rows, :length], mask[rows, :length]))
     return np.concatenate(outputs)
 

@@ -7,6 +7,7 @@ weight decay see only the trained parameters.
 import re
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -30,6 +31,20 @@ def trained_mask(params, frozen: str):
   return jax.tree.unflatten(jax.tree.structure(params), mask)
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+  """optax.clip_by_global_norm as one scalar factor, min(1, max_norm / norm), times each gradient.
+
+  optax divides every element by the norm; XLA on CPU does not copy a division into several
+  consumers, so it writes the clipped gradients out as one more pass over all parameters before
+  Adam reads them. A multiplication by a scalar fuses into Adam's moment updates instead.
+  """
+  def update(updates, state, params=None):
+    del params
+    factor = jnp.minimum(1.0, max_norm / optax.tree.norm(updates))
+    return jax.tree.map(lambda g: g * factor.astype(g.dtype), updates), state
+  return optax.GradientTransformation(optax.init_empty_state, update)
+
+
 def make(config: ml_collections.ConfigDict, params, total_steps: int):
   """-> (optax transformation, learning-rate schedule) for `params` (arrays or shapes)."""
   lr = schedule(config, total_steps)
@@ -37,7 +52,7 @@ def make(config: ml_collections.ConfigDict, params, total_steps: int):
   # towards zero (as CLIP and open_clip do).
   decay_mask = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)
   trained = optax.chain(
-      optax.clip_by_global_norm(config.clip_norm),
+      clip_by_global_norm(config.clip_norm),
       optax.adamw(lr, b1=config.b1, b2=config.b2, eps=config.eps,
                   weight_decay=config.weight_decay, mask=decay_mask))
   labels = jax.tree.map(lambda t: "trained" if t else "frozen", trained_mask(params, config.frozen))

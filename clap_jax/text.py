@@ -72,3 +72,16 @@ def pooling_index(input_ids: jnp.ndarray, attention_mask: jnp.ndarray, mode: str
   if mode == "last_token":
     return jnp.sum(attention_mask, axis=-1, dtype=jnp.int32) - 1
   raise ValueError(f"unknown pooling mode {mode!r}: 'msclap' or 'last_token'")
+
+
+
+def text_columns(attention_mask: np.ndarray, buckets: Sequence[int] = (16, 32)) -> int:
+  """The fewest token columns, one of `buckets` or all of them, that hold every row's tokens.
+
+  GPT-2 is causal and both pooling modes read positions inside the text, so token columns after
+  the longest text cannot change an embedding; dropping them is exact. The bound is the text's
+  end, not the pooled index: with msclap pooling a '!' puts that index before `<|endoftext|>`, and
+  cutting at it would drop a non-pad token and move the index. Few buckets: one compilation each.
+  """
+  longest = int(np.max(np.sum(attention_mask, axis=-1), initial=0))
+  return min([n for n in buckets if n >= longest] + [attention_mask.shape[-1]])

@@ -51,5 +51,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from clap_jax import config_utils  # pylint: disable=g-import-not-at-top
+  from clap_jax import config_utils, host  # pylint: disable=g-import-not-at-top
+  host.use_huge_pages()
   app.run(main, flags_parser=config_utils.parse_flags)

@@ -37,6 +37,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from clap_jax import audio as audio_lib
 from clap_jax import sharding as sharding_lib
+from clap_jax import text as text_lib
 from clap_jax.eval import metrics, sources as sources_lib
 from clap_jax.eval import tasks as tasks_lib
 from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, SINGLE_LABEL, Task
@@ -158,6 +159,8 @@ class ZeroShotEvaluator:
   def _text_embeddings(self, variables, input_ids: np.ndarray, attention_mask: np.ndarray):
     """(N, L) tokens, the same in every process -> (N, D) float64 embeddings."""
     n = input_ids.shape[0]
+    columns = text_lib.text_columns(attention_mask)  # later columns are padding
+    input_ids, attention_mask = input_ids[:, :columns], attention_mask[:, :columns]
     size = self.text_batch
     padded = -(-n // size) * size
     # Padding repeats the last text: an all-padding row would pool at index -1.

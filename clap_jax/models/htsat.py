@@ -98,7 +98,8 @@ class WindowAttention(nn.Module):
     table = self.param("relative_position_bias_table", nn.initializers.truncated_normal(0.02),
                        ((2 * self.window - 1) ** 2, heads))
     qkv = _dense(3 * c, "qkv", self.dtype)(x).reshape(*lead, n, 3, heads, head_dim)
-    q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]  # (B, nW, N, h, d)
+    # split's gradient is one concatenation; three index slices would be three padded copies summed.
+    q, k, v = (t.squeeze(-3) for t in jnp.split(qkv, 3, axis=-3))  # (B, nW, N, h, d)
     logits = jnp.einsum("...qhd,...khd->...hqk", q * head_dim ** -0.5, k)  # (B, nW, h, N, N)
     bias = table[relative_position_index(self.window).reshape(-1)].reshape(n, n, heads)
     logits = logits.astype(jnp.float32) + bias.transpose(2, 0, 1)
@@ -149,7 +150,7 @@ class SwinBlock(nn.Module):
       return x
     keep = 1.0 - self.drop_path_rate
     kept = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.shape[0], 1, 1))
-    return jnp.where(kept, x / keep, 0).astype(x.dtype)
+    return x * (kept / keep).astype(x.dtype)  # a per-example factor: 0 or 1 / keep
 
 
 class PatchMerging(nn.Module):
