@@ -46,7 +46,8 @@ def test_restart_sets_the_tunable_keeps_arguments_and_backs_big_blocks_with_huge
   if "[madvise]" in _thp_mode():  # with [always] every process gets them; with [never] none does
     baseline = _run({"CLAP_JAX_HUGE_PAGES": "0"})
     assert baseline["tunables"] is None
-    assert result["huge_mib"] >= 200 > baseline["huge_mib"]
+    # Half the block is margin for a fragmented machine, where not every 2 MiB can be found.
+    assert result["huge_mib"] >= 128 > baseline["huge_mib"]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc tunables are Linux-only")
