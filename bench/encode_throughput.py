@@ -5,7 +5,7 @@
 Prints audio clips/s (7 s clips) and texts/s per batch size for both, and the ratio
 clap_jax / PyTorch, measured in one run on this machine. `text` times the jitted model on all 77
 token columns, as msclap computes them; `text-api` times `ClapEncoder.text_embeddings`, which
-skips the columns after the pooled token (exact: GPT-2 is causal), on the same captions.
+skips the columns after the longest text (exact: GPT-2 is causal), on the same captions.
 PyTorch is timed twice: as msclap users run it, and with `torch.set_flush_denormal(True)`, which
 speeds its audio tower up several-fold on this CPU (likely the -100 shifted-window mask: softmax
 then yields exp(-100), a float32 denormal).

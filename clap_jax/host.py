@@ -1,4 +1,4 @@
-"""Host-memory setting for the entry scripts: transparent huge pages for glibc's large blocks.
+"""Host-memory setting for launch/train.py: transparent huge pages for glibc's large blocks.
 
 XLA on CPU allocates a step's temporaries (activations, every gradient) afresh each step, and glibc
 serves blocks that large by mapping new memory from the kernel and unmapping it on free, so every

@@ -74,7 +74,6 @@ def pooling_index(input_ids: jnp.ndarray, attention_mask: jnp.ndarray, mode: str
   raise ValueError(f"unknown pooling mode {mode!r}: 'msclap' or 'last_token'")
 
 
-
 def text_columns(attention_mask: np.ndarray, buckets: Sequence[int] = (16, 32)) -> int:
   """The fewest token columns, one of `buckets` or all of them, that hold every row's tokens.
 

@@ -21,7 +21,7 @@ from jax.experimental import multihost_utils
 
 from clap_jax import checkpoint, config_utils, data, demo_data, evaluation, objectives, optim
 from clap_jax import pretrained, sharding, step as step_lib
-from clap_jax.text import Tokenizer
+from clap_jax.text import Tokenizer, text_columns
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -53,13 +53,12 @@ def _train_batches(config: ml_collections.ConfigDict, start_step: int):
 
 
 def trim_text(batch: dict, lengths) -> dict:
-  """Drops the token columns past the end of every caption of the global batch (all processes
-  agree on the length), down to the shortest of `lengths` that holds them."""
-  needed = int(batch["attention_mask"].sum(axis=1).max())
+  """Drops the token columns past the end of every caption of the global batch, down to the
+  shortest of `lengths` that holds them. All processes agree: the bucket grows with the longest
+  caption, so the largest of the processes' own buckets is the global batch's."""
+  length = text_columns(batch["attention_mask"], lengths)
   if jax.process_count() > 1:
-    needed = int(multihost_utils.process_allgather(np.int32(needed)).max())
-  full = batch["input_ids"].shape[1]
-  length = min([n for n in lengths if needed <= n < full] + [full])
+    length = int(multihost_utils.process_allgather(np.int32(length)).max())
   return {**batch, "input_ids": batch["input_ids"][:, :length],
           "attention_mask": batch["attention_mask"][:, :length]}
 

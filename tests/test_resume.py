@@ -1,6 +1,5 @@
 """Preemption and resumption through launch/train.py: a run killed with SIGKILL, or stopped with
 SIGTERM, and restarted in the same workdir ends with the parameters of an uninterrupted run."""
-import os
 import pathlib
 import signal
 import subprocess

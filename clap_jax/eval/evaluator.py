@@ -40,7 +40,7 @@ from clap_jax import sharding as sharding_lib
 from clap_jax import text as text_lib
 from clap_jax.eval import metrics, sources as sources_lib
 from clap_jax.eval import tasks as tasks_lib
-from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, SINGLE_LABEL, Task
+from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, Task
 
 
 @dataclasses.dataclass
