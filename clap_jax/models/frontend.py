@@ -40,11 +40,19 @@ def num_frames(num_samples: int, hop_length: int) -> int:
   return num_samples // hop_length + 1
 
 
+def mel_band(mel_w: np.ndarray) -> slice:
+  """The STFT bins some mel filter weighs: the others (CLAP 2023: 0-1 and 448-512) are never used."""
+  used = np.flatnonzero(np.any(mel_w != 0, axis=1))
+  return slice(int(used[0]), int(used[-1]) + 1)
+
+
 def log_mel(waveform: jax.Array, config) -> jax.Array:
   """Centred, reflect-padded power STFT -> mel -> dB (no top_db). (B, N) -> (B, T, mel_bins)."""
   n_fft, hop = config.n_fft, config.hop_length
   x = jnp.pad(waveform.astype(jnp.float32), ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
-  real, imag = stft_kernels(n_fft)
+  mel_w = mel_filters(config.mel_sample_rate, n_fft, config.mel_bins, config.fmin, config.fmax)
+  band = mel_band(mel_w)  # bins outside it have zero mel weight: not computing them is exact
+  real, imag = (k[band] for k in stft_kernels(n_fft))
   kernel = np.concatenate([real, imag], axis=0).transpose(2, 1, 0)  # (n_fft, 1, 2 * bins), WIO
   # A strided conv, as torchlibrosa computes it. Float32 rounding differs by method in quiet bins
   # of real audio (80+ dB below the frame's peak); measured on CPU against torchlibrosa (itself
@@ -55,8 +63,7 @@ def log_mel(waveform: jax.Array, config) -> jax.Array:
                                       dimension_numbers=("NWC", "WIO", "NWC"), precision=_HIGHEST)
   real, imag = jnp.split(spec, 2, axis=-1)  # (B, T, bins) each
   power = real ** 2 + imag ** 2
-  mel_w = mel_filters(config.mel_sample_rate, n_fft, config.mel_bins, config.fmin, config.fmax)
-  mel = jnp.einsum("btk,km->btm", power, mel_w, precision=_HIGHEST)
+  mel = jnp.einsum("btk,km->btm", power, mel_w[band], precision=_HIGHEST)
   return 10.0 * jnp.log10(jnp.maximum(mel, 1e-10))  # ref 1.0 subtracts 10*log10(1) = 0
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from clap_jax.models import frontend
 
 _MASKED = -100.0  # the reference's shifted-window mask value (not -inf)
+_MIN_TOKENS_PER_EXAMPLE = 256  # CPU eval: stages at least this long run one clip at a time
 
 
 def relative_position_index(window: int) -> np.ndarray:
@@ -280,14 +281,17 @@ class HTSAT(nn.Module):
   def _per_example_stages(self, batch: int, train: bool) -> int:
     """How many leading stages run one example at a time (a scan over the batch).
 
-    On CPU the first two stages' activations (stage 0's MLP hidden layer alone is 6 MB a clip)
-    fall out of cache once batched, which made per-clip cost grow with the batch; one example at
-    a time they stay in cache, while the later stages, bound by their weights, gain from the
-    batch. Elsewhere, in training and at init, the whole batch goes through every stage.
+    On CPU, a stage with at least 256 tokens a clip (the first three of CLAP 2023's four) keeps
+    the cores busy with one clip's matmuls, and batched its activations fall out of cache: stage 0's
+    MLP hidden layer alone is 6 MB a clip, and stage 2's batched window attention ran 5x slower
+    than the same work one clip at a time. The last stage (64 tokens) is bound by reading its
+    weights and gains from the batch. Elsewhere, in training and at init, the whole batch goes
+    through every stage.
     """
     if batch == 1 or train or self.is_initializing() or jax.default_backend() != "cpu":
       return 0
-    return min(2, len(self.layers))
+    tokens = [stage["resolution"][0] * stage["resolution"][1] for stage in self.layout]
+    return sum(1 for n in tokens if n >= _MIN_TOKENS_PER_EXAMPLE)
 
   def encode_image(self, image: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     """The reference's forward_features: (B, S, S, 1) folded log-mel -> outputs."""
