@@ -42,9 +42,10 @@ from clap_jax.eval import metrics, sources as sources_lib
 from clap_jax.eval import tasks as tasks_lib
 from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, Task
 
-# Token-column buckets for prompts and captions. Finer than training's: a GPT-2 forward compiles in
-# about a second here, and prompts ("this is a sound of ...") are 8-16 tokens long.
-_TEXT_COLUMNS = tuple(range(8, 77, 4))
+# Prompts and captions are cut to a multiple of this many token columns (from 8). Finer than
+# training's buckets: a GPT-2 forward compiles in about a second here, and prompts ("this is a
+# sound of ...") are 8-16 tokens long.
+_TEXT_COLUMN_STEP = 4
 
 
 @dataclasses.dataclass
@@ -163,7 +164,8 @@ class ZeroShotEvaluator:
   def _text_embeddings(self, variables, input_ids: np.ndarray, attention_mask: np.ndarray):
     """(N, L) tokens, the same in every process -> (N, D) float64 embeddings."""
     n = input_ids.shape[0]
-    columns = text_lib.text_columns(attention_mask, _TEXT_COLUMNS)  # later ones are padding
+    buckets = range(2 * _TEXT_COLUMN_STEP, attention_mask.shape[1], _TEXT_COLUMN_STEP)
+    columns = text_lib.text_columns(attention_mask, buckets)  # later ones are padding
     input_ids, attention_mask = input_ids[:, :columns], attention_mask[:, :columns]
     size = self.text_batch
     padded = -(-n // size) * size
