@@ -1,6 +1,7 @@
 """Zero-shot evaluation throughput: clap_jax's evaluator vs the official PyTorch model's batch loop.
 
     python bench/eval_throughput.py [--clips 64] [--batch_size 32] [--tiny] [--dtype float32]
+        [--torch_device cuda] [--tf32]
 
 One ESC-50-shaped task (50 classes, 5 s clips at 44.1 kHz, synthetic audio) with the same random
 weights in both: the official modules from tests/reference.py, converted for clap_jax. Both passes
@@ -8,7 +9,8 @@ do the same work: repeat-pad the clips, encode them in batches and the 50 prompt
 score and compute top-1/top-5. Prints clips/s of each (after a warm-up pass, so compilation is
 excluded; the fastest of --repeats alternating passes), their ratio, and how far the two sets of
 scores are apart. Token columns after the longest prompt are not computed by clap_jax (exact:
-GPT-2 is causal); msclap computes all 77.
+GPT-2 is causal); msclap computes all 77. On a GPU both run in full float32 unless --tf32 lets both
+use the TF32 matrix units (XLA's default for float32 dots there, not PyTorch's).
 """
 import pathlib
 import sys
@@ -34,23 +36,26 @@ _BATCH = flags.DEFINE_integer("batch_size", 32, "Clips per batch, both implement
 _TINY = flags.DEFINE_bool("tiny", False, "Use the tiny config (a smoke run).")
 _DTYPE = flags.DEFINE_string("dtype", "float32", "clap_jax compute dtype.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed passes of each; the fastest counts.")
+_TORCH_DEVICE = flags.DEFINE_string("torch_device", None, "PyTorch's device; default: cuda if "
+                                    "available, else cpu. clap_jax uses JAX's default backend.")
+_TF32 = flags.DEFINE_bool("tf32", False, "On a GPU, float32 matrix products in TF32 in both.")
 _TOKENIZER = text_lib.GPT2_FILES
 SAMPLE_RATE, SECONDS = 44100, 5
 
 
-def torch_pass(reference, items, task, tokenizer, batch_size, clip_samples) -> np.ndarray:
+def torch_pass(reference, items, task, tokenizer, batch_size, clip_samples, device) -> np.ndarray:
   """msclap's way: a Python loop over batches of the official modules -> (N, C) cosine scores."""
   with torch.inference_mode():
-    tokens = {k: torch.from_numpy(v.astype(np.int64))
+    tokens = {k: torch.from_numpy(v.astype(np.int64)).to(device)
               for k, v in tokenizer([p[0] for p in task.prompts()]).items()}
     text = torch.nn.functional.normalize(reference.caption_encoder(tokens), dim=-1)
     embeddings = []
     for start in range(0, len(items), batch_size):
       batch = np.stack([audio.repeat_pad(item.audio[0], clip_samples)
                         for item in items[start:start + batch_size]])
-      embeddings.append(reference.audio_encoder(torch.from_numpy(batch))[0])
+      embeddings.append(reference.audio_encoder(torch.from_numpy(batch).to(device))[0])
     audio_embeddings = torch.nn.functional.normalize(torch.cat(embeddings), dim=-1)
-    return (audio_embeddings @ text.T).numpy()
+    return (audio_embeddings @ text.T).cpu().numpy()
 
 
 def timed(fn):
@@ -65,6 +70,11 @@ def main(argv):
   reference = build_reference(config, seed=0)
   variables = convert.convert_state_dict(state_dict_numpy(reference), config)
   config.dtype = _DTYPE.value
+  device = _TORCH_DEVICE.value or ("cuda" if torch.cuda.is_available() else "cpu")
+  reference.to(device)
+  torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = _TF32.value
+  if jax.default_backend() == "gpu":
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if _TF32.value else "highest")
   tokenizer = text_lib.Tokenizer.load(_TOKENIZER)
   task = tasks.get("esc50")
   rng = np.random.default_rng(0)
@@ -76,18 +86,18 @@ def main(argv):
   ev = evaluator.ZeroShotEvaluator(CLAP(config), [task], mesh, tokenizer=tokenizer,
                                    batch_size=_BATCH.value, sources={"esc50": sources.ListSource(items)},
                                    progress=False)
-  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, torch threads: "
-        f"{torch.get_num_threads()}, model: {'tiny' if _TINY.value else 'clap_2023'}, "
+  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, torch: {device}, "
+        f"{torch.get_num_threads()} threads, tf32: {_TF32.value}, model: {'tiny' if _TINY.value else 'clap_2023'}, "
         f"clap_jax dtype: {_DTYPE.value}, {_CLIPS.value} clips of {SECONDS} s, batch {_BATCH.value}")
   ev.evaluate(variables)  # warm-up: compilation
   clip_samples = config.audio.clip_samples
-  torch_pass(reference, items[:_BATCH.value], task, tokenizer, _BATCH.value, clip_samples)  # warm-up
+  torch_pass(reference, items[:_BATCH.value], task, tokenizer, _BATCH.value, clip_samples, device)  # warm-up
   # Alternating, best of `repeats` each: other load on the machine slows whichever runs under it.
   ours_runs, theirs_runs = [], []
   for _ in range(_REPEATS.value):
     ours_runs.append(timed(lambda: ev.evaluate(variables)["esc50"]))
     theirs_runs.append(timed(lambda: torch_pass(reference, items, task, tokenizer, _BATCH.value,
-                                                clip_samples)))
+                                                clip_samples, device)))
   (ours, ours_seconds), (theirs, theirs_seconds) = (min(r, key=lambda x: x[1])
                                                     for r in (ours_runs, theirs_runs))
   theirs_metrics = metrics.topk_accuracy(theirs, labels)

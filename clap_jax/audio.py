@@ -43,7 +43,7 @@ def prepare_array(waveform, rate: int, sample_rate: int, name: str = "array") ->
     raise AudioError(f"{name}: invalid sample rate {rate!r}")
   if rate != sample_rate:
     waveform = librosa.resample(waveform, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
-  return waveform.astype(np.float32)
+  return waveform  # float32: soxr keeps its input's dtype
 
 
 def repeat_pad(waveform: np.ndarray, clip_samples: int) -> np.ndarray:

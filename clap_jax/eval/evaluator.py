@@ -27,6 +27,7 @@ seen exactly as many times as it has windows.
 import collections
 import concurrent.futures
 import dataclasses
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import jax
@@ -46,6 +47,9 @@ from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, Task
 # training's buckets: a GPT-2 forward compiles in about a second here, and prompts ("this is a
 # sound of ...") are 8-16 tokens long.
 _TEXT_COLUMN_STEP = 4
+# Audio batches are decoded, packed and copied to the devices in a background thread, this many
+# ahead of the one being encoded: on a GPU the host's part of a batch takes as long as the model's.
+_BATCHES_AHEAD = 2
 
 
 @dataclasses.dataclass
@@ -189,13 +193,16 @@ class ZeroShotEvaluator:
     clips = _Clips()
     bar = tqdm.tqdm(desc=task.name, unit="clip", total=source.size,
                     disable=not self.progress or process_index != 0)
+
+    def place(batch):
+      return None if batch is None else {k: _local_to_global(v, self._batch_sharding)
+                                         for k, v in batch.items()}
     pending = None
-    while True:
-      batch = next(batches, None)
-      if not _any_process(batch is not None):
+    for step in _ahead((place(b) for b in itertools.chain(batches, itertools.repeat(None))),
+                       _BATCHES_AHEAD):
+      if not _any_process(step is not None):
         break
-      batch = rows.empty() if batch is None else batch
-      step = {k: _local_to_global(v, self._batch_sharding) for k, v in batch.items()}
+      step = place(rows.empty()) if step is None else step
       step["embedding"] = self._encode_audio(variables, step.pop("audio"))
       # Gather the previous step while this one runs, so the devices never wait for the host.
       if pending is not None:
@@ -347,3 +354,13 @@ def _bounded_map(fn, items: Iterable, workers: int) -> Iterator:
         yield pending.popleft().result()
     while pending:
       yield pending.popleft().result()
+
+
+def _ahead(iterator: Iterator, size: int) -> Iterator:
+  """Yields `iterator`'s items, computing up to `size` of them ahead in a background thread."""
+  with concurrent.futures.ThreadPoolExecutor(1) as thread:
+    pending = collections.deque(thread.submit(next, iterator) for _ in range(size))
+    while True:
+      item = pending.popleft().result()
+      pending.append(thread.submit(next, iterator))
+      yield item
