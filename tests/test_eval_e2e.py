@@ -35,15 +35,19 @@ def test_shared_tasks_table_and_plots(shared_data, gpt2_tokenizer_dir, tmp_path)
   config, variables = _tiny_clap()
   spec = {"esc50": {"root": "audio/esc50", "meta": "meta/esc50_subset.csv"},
           "clotho": {"root": "audio/clotho", "captions": "captions.csv", "audio": "audio"}}
-  # Two takes of every digit keep the run short.
+  # Two takes of every digit keep the run short; a broken file is left out and named.
   fsdd = sources.open_source(tasks.get("fsdd"), {"root": "fsdd-dev"}, str(shared_data))
-  spec["fsdd"] = sources.ListSource(fsdd.items[::50])
+  broken = tmp_path / "3_broken_0.wav"
+  broken.write_bytes(b"RIFF\x00\x01 not audio")
+  spec["fsdd"] = sources.ListSource(fsdd.items[::50] + [sources.Item("broken", str(broken), labels=(3,))])
   results = evaluator.evaluate(
       CLAP(config), variables, ["esc50", "fsdd", "clotho", "fsd50k"],
       Mesh(np.array(jax.devices()), ("data",)), tokenizer=text.Tokenizer.load(gpt2_tokenizer_dir),
       batch_size=4, sources=spec, data_dir=str(shared_data), progress=False)
 
   assert [results[n].num_items for n in ("esc50", "fsdd", "clotho")] == [6, 20, 7]
+  (unusable,) = results["fsdd"].unusable
+  assert unusable.startswith(f"{broken}: not a readable audio file")
   assert results["fsd50k"].skipped  # no FSD50K here: reported, not an error
   assert results["esc50"].scores.shape == (6, 50) and results["fsdd"].scores.shape == (20, 10)
   assert results["clotho"].scores.shape == (7, 35)
@@ -58,7 +62,10 @@ def test_shared_tasks_table_and_plots(shared_data, gpt2_tokenizer_dir, tmp_path)
   content = report.write(results, tmp_path, model_name="tiny-random")
   assert json.loads((tmp_path / "results.json").read_text()) == content
   assert content["tasks"]["fsd50k"]["skipped"].endswith("is absent")
+  assert content["tasks"]["fsdd"]["unusable"] == results["fsdd"].unusable
+  assert "unusable" not in content["tasks"]["esc50"]
   table = (tmp_path / "results.md").read_text()
+  assert f"Clips left out (1, not in the metrics):\n- fsdd: {results['fsdd'].unusable[0]}" in table
   assert "| | ESC50 | FSDD | Clotho T2A | Clotho A2T | FSD50K |" in table
   assert f"| tiny-random | {results['esc50'].metrics['top1']:.4f} |" in table
   for name in ("esc50_confusion", "fsdd_confusion", "clotho_recall"):

@@ -1,5 +1,6 @@
 """Exactly once: the same evaluation on 1 device, on 8 devices and over 2 processes x 4 devices
-counts every clip once (as many times as it has windows) and gives the same numbers.
+counts every clip once (as many times as it has windows), names every clip it could not use, and
+gives the same numbers.
 
 A toy model stands in for CLAP (the property is about batching, sharding and gathering, not the
 towers) so that each subprocess compiles in seconds. Run as a script, this file is one process
@@ -46,8 +47,13 @@ def toy_model():
   return ToyCLAP(config)
 
 
+# Per task, one unusable clip in each process's share of the 39 (0-18 and 19-38 over 2 processes).
+UNUSABLE = {5: "nan", 30: "/nonexistent/clip.wav"}
+
+
 def toy_tasks():
-  """37 clips of 0.3 to 2.6 clip lengths (1 to 3 windows) for three task kinds."""
+  """37 usable clips of 0.3 to 2.6 clip lengths (1 to 3 windows) and 2 unusable ones (UNUSABLE)
+  for three task kinds."""
   from clap_jax.eval import sources, tasks
   rng = np.random.default_rng(0)
   words = "dog rain car bell bird wind door train siren engine crowd water".split()
@@ -57,8 +63,12 @@ def toy_tasks():
   multi = tasks.Task("toy_multi", "Toy multi", "Toy", tasks.MULTI_LABEL, labels, {"kind": "none"})
   retrieval = tasks.Task("toy_retrieval", "Toy ret", "Toy", tasks.RETRIEVAL, (), {"kind": "none"})
   items = {single.name: [], multi.name: [], retrieval.name: []}
-  for i in range(37):
+  for i in range(39):
     audio = (rng.normal(size=int(CLIP * rng.uniform(0.3, 2.6))).astype(np.float32) * 0.1,)
+    if UNUSABLE.get(i) == "nan":
+      audio[0][3] = np.nan
+    elif i in UNUSABLE:
+      audio = UNUSABLE[i]
     items[single.name].append(sources.Item(f"s{i}", audio, SAMPLE_RATE, labels=(int(rng.integers(6)),)))
     multi_labels = tuple(int(l) for l in np.flatnonzero(rng.random(6) < 0.4)) or (0,)
     items[multi.name].append(sources.Item(f"m{i}", audio, SAMPLE_RATE, labels=multi_labels))
@@ -90,7 +100,7 @@ def run(out_path: str) -> None:
   ev, variables = toy_evaluator(*toy_tasks())
   # The evaluator itself checks that each clip was gathered exactly once per window.
   results = ev.evaluate(variables)
-  report = {name: {"metrics": r.metrics, "num_items": r.num_items,
+  report = {name: {"metrics": r.metrics, "num_items": r.num_items, "unusable": r.unusable,
                    "scores": np.asarray(r.scores).tolist()} for name, r in results.items()}
   report["devices"] = jax.device_count()
   report["processes"] = jax.process_count()
@@ -130,14 +140,30 @@ def test_one_device_eight_devices_and_two_processes_agree(tmp_path):
   reference = reports["one"]
   for name in ("toy_single", "toy_multi", "toy_retrieval"):
     assert reference[name]["num_items"] == 37
+    nan_clip, missing_file = reference[name]["unusable"]  # the first from process 0's share
+    assert nan_clip.startswith(f"{name[4]}5: 1 of ") and nan_clip.endswith("are NaN or infinite")
+    assert missing_file == "/nonexistent/clip.wav: no such file"
     for other in ("eight", "proc0", "proc1"):
       got = reports[other][name]
       assert got["num_items"] == 37
+      assert got["unusable"] == reference[name]["unusable"]
       for metric, value in reference[name]["metrics"].items():
         assert got["metrics"][metric] == pytest.approx(value, abs=1e-9), (other, name, metric)
       np.testing.assert_allclose(got["scores"], reference[name]["scores"], atol=1e-5)
   # Not a degenerate case: the toy model ranks some but not all clips right.
   assert 0 < reference["toy_single"]["metrics"]["top5"] < 1
+
+
+def test_a_task_without_a_usable_clip_is_skipped():
+  from clap_jax.eval import sources
+
+  tasks, toy_sources = toy_tasks()
+  single = tasks[0]
+  unusable = [toy_sources[single.name].items[i] for i in UNUSABLE]
+  ev, variables = toy_evaluator([single], {single.name: sources.ListSource(unusable)})
+  result = ev.evaluate(variables)[single.name]
+  assert result.skipped.startswith("none of its 2 clips could be used, e.g. s5: 1 of ")
+  assert len(result.unusable) == 2 and not result.metrics
 
 
 def test_a_clip_seen_twice_is_an_error():

@@ -19,6 +19,10 @@
 `ZeroShotEvaluator` holds the jitted functions; training builds it once and calls `run(variables)`
 for each periodic evaluation, which yields ('esc50/top1', value) pairs.
 
+A clip that cannot be used (unreadable file, NaN samples, ...) is left out, named with the reason
+in the task's `unusable` list (all processes' clips) and in a message when it is met; the metrics
+cover the other clips. A task none of whose clips can be used is reported as skipped.
+
 Exactly once: every process reads its own share of each task's clips; all processes step together
 (one that has run out feeds fully masked batches); embeddings, keys and masks are gathered from
 the global arrays, so every process ends with every clip, and each clip is checked to have been
@@ -28,6 +32,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import itertools
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import jax
@@ -58,6 +63,7 @@ class TaskResult:
   metrics: dict[str, float] = dataclasses.field(default_factory=dict)
   skipped: str | None = None  # why, when the task's data is missing
   num_items: int = 0
+  unusable: list[str] = dataclasses.field(default_factory=list)  # "clip: reason", left out
   # For the report's plots: cosine scores (N, C) and multi-hot targets (N, C) for classification;
   # scores (N, M) audio x caption and the caption owners (M,) for retrieval.
   scores: np.ndarray | None = None
@@ -134,7 +140,15 @@ class ZeroShotEvaluator:
   # One task --------------------------------------------------------------------------------------
 
   def _evaluate_task(self, variables, task: Task, source: sources_lib.Source) -> TaskResult:
-    clips = self._audio_pass(variables, task, source)
+    clips, unusable = self._audio_pass(variables, task, source)
+    if clips is None:
+      return TaskResult(task, skipped=f"none of its {len(unusable)} clips could be used, e.g. "
+                        f"{unusable[0]}", unusable=unusable)
+    result = self._score(variables, task, clips)
+    result.unusable = unusable
+    return result
+
+  def _score(self, variables, task: Task, clips: dict[str, np.ndarray]) -> TaskResult:
     audio = _normalise(clips["embedding"])
     if task.kind == RETRIEVAL:
       valid = clips["caption_valid"]  # (N, C)
@@ -183,13 +197,22 @@ class ZeroShotEvaluator:
 
   # Audio -----------------------------------------------------------------------------------------
 
-  def _audio_pass(self, variables, task: Task, source: sources_lib.Source) -> dict[str, np.ndarray]:
-    """Encodes this process's clips in lock-step with the other processes; returns every clip's
+  def _audio_pass(self, variables, task: Task, source: sources_lib.Source):
+    """Encodes this process's clips in lock-step with the other processes. Returns every clip's
     fields (all processes), ordered by key: embedding (N, D) averaged over windows, and labels
-    (N, C) or caption tokens."""
+    (N, C) or caption tokens; None if no clip could be used. And the unusable clips with why."""
     process_index, process_count = jax.process_index(), jax.process_count()
     rows = _Rows(task, source.max_captions, self.local_batch, self.clip_samples, self.tokenizer)
-    batches = rows.batches(self._windows(source.local_items(process_index, process_count)))
+    unusable = []
+
+    def usable(loaded):
+      for key, item, windows in loaded:
+        if isinstance(windows, audio_lib.AudioError):
+          unusable.append(str(windows))
+          tqdm.tqdm.write(f"{task.name}: left out {windows}")
+        else:
+          yield key, item, windows
+    batches = rows.batches(usable(self._windows(source.local_items(process_index, process_count))))
     clips = _Clips()
     bar = tqdm.tqdm(desc=task.name, unit="clip", total=source.size,
                     disable=not self.progress or process_index != 0)
@@ -211,17 +234,24 @@ class ZeroShotEvaluator:
     if pending is not None:
       bar.update(clips.add(multihost_utils.process_allgather(pending, tiled=True)))
     bar.close()
-    return clips.finish(task.name)
+    unusable = _gather_strings(unusable)  # complete: the loop above ran the loader to its end
+    if not clips.sums and unusable:
+      return None, unusable
+    return clips.finish(task.name), unusable
 
   def _windows(self, items: Iterable[tuple[int, sources_lib.Item]]):
-    """(key, item) -> (key, item, (K, clip_samples) windows), decoded by a pool of threads."""
+    """(key, item) -> (key, item, (K, clip_samples) windows or the AudioError saying why there are
+    none), decoded by a pool of threads."""
     def load(key_item):
       key, item = key_item
-      if isinstance(item.audio, str):
-        pieces = [audio_lib.load_audio(item.audio, self.sample_rate)]
-      else:
-        pieces = [audio_lib.prepare_array(p, item.rate, self.sample_rate, name=item.key)
-                  for p in item.audio]
+      try:
+        if isinstance(item.audio, str):
+          pieces = [audio_lib.load_audio(item.audio, self.sample_rate)]
+        else:
+          pieces = [audio_lib.prepare_array(p, item.rate, self.sample_rate, name=item.key)
+                    for p in item.audio]
+      except audio_lib.AudioError as e:
+        return key, item, e
       # Seeded by the key, so a 'random' window does not depend on how the data was sharded.
       rng = np.random.default_rng(key)
       windows = [audio_lib.clip_windows(p, self.clip_samples, self.long_mode, rng) for p in pieces]
@@ -336,6 +366,18 @@ def _global(x: np.ndarray, sharding) -> jax.Array:
 def _local_to_global(x: np.ndarray, sharding) -> jax.Array:
   """This process's rows -> its part of a global array (rows of all processes stacked)."""
   return jax.make_array_from_process_local_data(sharding, x)
+
+
+def _gather_strings(strings: list[str]) -> list[str]:
+  """Every process's `strings`, in process order, in every process."""
+  if jax.process_count() == 1:
+    return list(strings)
+  data = np.frombuffer(json.dumps(strings).encode(), np.uint8)
+  lengths = multihost_utils.process_allgather(np.array(len(data)))
+  padded = np.zeros(int(lengths.max()), np.uint8)
+  padded[:len(data)] = data
+  gathered = multihost_utils.process_allgather(padded)
+  return [s for row, n in zip(gathered, lengths) for s in json.loads(row[:n].tobytes())]
 
 
 def _any_process(flag: bool) -> bool:

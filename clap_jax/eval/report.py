@@ -37,6 +37,8 @@ def to_json(results: Mapping[str, TaskResult], model_name: str) -> dict:
                    "metrics": r.metrics, "num_items": r.num_items}
     if r.skipped is not None:
       tasks[name]["skipped"] = r.skipped
+    if r.unusable:
+      tasks[name]["unusable"] = r.unusable
     if r.task.note:
       tasks[name]["note"] = r.task.note
   return {"model": model_name, "tasks": tasks}
@@ -44,7 +46,7 @@ def to_json(results: Mapping[str, TaskResult], model_name: str) -> dict:
 
 def markdown(results: Mapping[str, TaskResult], model_name: str) -> str:
   """The headline table (one column per task and headline metric, as the paper's Table 2) and a
-  detailed table with every metric; skipped tasks show '-' and why."""
+  detailed table with every metric; skipped tasks show '-' and why; clips left out are listed."""
   columns = [(r, m) for r in results.values() for m in HEADLINE[r.task.kind]]
 
   def header(r, metric):
@@ -72,6 +74,9 @@ def markdown(results: Mapping[str, TaskResult], model_name: str) -> str:
   notes = [f"- {name}: {r.task.note}" for name, r in results.items() if r.task.note]
   if notes:
     lines += ["", "Notes:", *notes]
+  left_out = [f"- {name}: {clip}" for name, r in results.items() for clip in r.unusable]
+  if left_out:
+    lines += ["", f"Clips left out ({len(left_out)}, not in the metrics):", *left_out]
   return "\n".join(lines) + "\n"
 
 
