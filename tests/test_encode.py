@@ -1,4 +1,6 @@
 """clap_jax.encode on real audio files, against the PyTorch model on the same prepared waveforms."""
+import re
+
 import numpy as np
 import pytest
 import soundfile
@@ -130,3 +132,13 @@ def test_bad_files_are_named_or_skipped(clap, shared_data, tmp_path):
   assert [i for i, _ in skipped] == [1, 2, 4]
   assert "missing.wav" in skipped[0][1] and "notes.wav" in skipped[1][1]
   np.testing.assert_allclose(embeddings, clap.audio_embeddings(good), atol=1e-5)
+
+
+def test_products_are_full_float32_on_every_backend(clap):
+  """GPUs (TF32) and TPUs (bfloat16 passes) would otherwise round float32 products; msclap doesn't."""
+  ids = np.zeros((1, 8), np.int32)
+  lowered = [clap._encode_audio.lower(clap.variables, np.zeros((1, clap.config.audio.clip_samples), np.float32)),
+             clap._encode_text.lower(clap.variables, ids, np.ones_like(ids))]
+  for hlo in (f.as_text() for f in lowered):
+    precisions = re.findall(r"dot_general .*precision = \[(\w+), (\w+)\]", hlo)
+    assert len(precisions) > 10 and set(precisions) == {("HIGHEST", "HIGHEST")}
