@@ -9,9 +9,10 @@ do the same work: repeat-pad the clips, encode them in batches and the 50 prompt
 score and compute top-1/top-5. Prints clips/s of each (after a warm-up pass, so compilation is
 excluded; the fastest of --repeats alternating passes), their ratio, and how far the two sets of
 scores are apart; then clap_jax's audio tower alone on one batch already on the device, which says
-how much of the pass is the host's (decoding, padding, packing, copying). Token columns after the longest prompt are not computed by clap_jax (exact:
-GPT-2 is causal); msclap computes all 77. On a GPU both run in full float32 unless --tf32 lets both
-use the TF32 matrix units (XLA's default for float32 dots there, not PyTorch's).
+how much of the pass is the host's (decoding, padding, packing, copying). Token columns after the
+longest prompt are not computed by clap_jax (exact: GPT-2 is causal); msclap computes all 77. On a
+GPU both run in full float32 unless --tf32 lets both use the TF32 matrix units (XLA's default for
+float32 dots there, not PyTorch's).
 """
 import pathlib
 import sys
