@@ -46,10 +46,16 @@ def prepare_array(waveform, rate: int, sample_rate: int, name: str = "array") ->
   return waveform  # float32: soxr keeps its input's dtype
 
 
-def repeat_pad(waveform: np.ndarray, clip_samples: int) -> np.ndarray:
-  """Tiles a short waveform and cuts it to `clip_samples`, as msclap does."""
-  repeats = -(-clip_samples // waveform.shape[0])
-  return np.tile(waveform, repeats)[:clip_samples]
+def repeat_pad(waveform: np.ndarray, clip_samples: int, out: np.ndarray | None = None) -> np.ndarray:
+  """Tiles a short waveform and cuts it to `clip_samples`, as msclap does; into `out` if given."""
+  out = np.empty(clip_samples, waveform.dtype) if out is None else out
+  filled = min(waveform.shape[0], clip_samples)
+  out[:filled] = waveform[:filled]
+  while filled < clip_samples:  # doubling the filled prefix, which is whole periods
+    step = min(filled, clip_samples - filled)
+    out[filled:filled + step] = out[:step]
+    filled += step
+  return out
 
 
 def clip_windows(waveform: np.ndarray, clip_samples: int,
@@ -62,14 +68,26 @@ def clip_windows(waveform: np.ndarray, clip_samples: int,
   embeddings are averaged by the caller), or cut once at a random start ('random', msclap's
   behaviour, seeded through `rng`).
   """
+  windows = window_views(waveform, clip_samples, long_mode, rng)
+  out = np.empty((len(windows), clip_samples), waveform.dtype)
+  for row, window in zip(out, windows):
+    repeat_pad(window, clip_samples, out=row)
+  return out
+
+
+def window_views(waveform: np.ndarray, clip_samples: int,
+                 long_mode: Literal["windows", "random"] = "windows",
+                 rng: np.random.Generator | None = None) -> list[np.ndarray]:
+  """`clip_windows` without copying: views into `waveform`; a short one is left unpadded for
+  `repeat_pad` to write where it is needed."""
   n = waveform.shape[0]
   if n <= clip_samples:
-    return repeat_pad(waveform, clip_samples)[None]
+    return [waveform]
   if long_mode == "random":
     rng = rng if rng is not None else np.random.default_rng()
     start = int(rng.integers(0, n - clip_samples))  # msclap: random.randrange(n - clip)
-    return waveform[None, start:start + clip_samples]
+    return [waveform[start:start + clip_samples]]
   if long_mode != "windows":
     raise ValueError(f"long_mode must be 'windows' or 'random', got {long_mode!r}")
   starts = list(range(0, n - clip_samples, clip_samples)) + [n - clip_samples]
-  return np.stack([waveform[s:s + clip_samples] for s in starts])
+  return [waveform[s:s + clip_samples] for s in starts]

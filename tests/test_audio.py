@@ -20,6 +20,10 @@ def test_load_matches_librosa_mono_resampled(shared_data):
 def test_repeat_pad_tiles_then_cuts_as_msclap():
   np.testing.assert_array_equal(audio_lib.repeat_pad(np.arange(3.0), 7), [0, 1, 2, 0, 1, 2, 0])
   np.testing.assert_array_equal(audio_lib.repeat_pad(np.arange(4.0), 4), [0, 1, 2, 3])
+  for n in (1, 2, 3, 5, 6, 7, 8, 20):  # into a given row, as the evaluator packs its batches
+    row = np.full(7, np.nan)
+    audio_lib.repeat_pad(np.arange(float(n)), 7, out=row)
+    np.testing.assert_array_equal(row, np.tile(np.arange(float(n)), 7)[:7])
 
 
 def test_clip_windows_cover_long_audio_and_keep_short_audio_whole():

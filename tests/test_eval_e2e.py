@@ -1,6 +1,7 @@
 """End to end on real clips from ../shared/data with a randomly initialised tiny CLAP (the plumbing,
 not the accuracy): ESC-50 with its 50 classes, FSDD spoken digits and Clotho retrieval; and
 launch/eval.py as a user runs it, on a converted-weights folder."""
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh
 
-from clap_jax import convert, text
+from clap_jax import audio, convert, text
 from clap_jax.eval import evaluator, report, sources, tasks
 from clap_jax.models import config as model_configs
 from clap_jax.models.clap import CLAP
@@ -71,6 +72,42 @@ def test_shared_tasks_table_and_plots(shared_data, gpt2_tokenizer_dir, tmp_path)
   for name in ("esc50_confusion", "fsdd_confusion", "clotho_recall"):
     image = matplotlib.image.imread(tmp_path / f"{name}.png")
     assert image.shape[0] > 200 and image.shape[1] > 200
+
+
+def test_scores_match_the_official_model(shared_data, gpt2_tokenizer_dir):
+  """Real clips (5 s ESC-50 at 44.1 kHz, sub-second FSDD digits at 8 kHz), two prompt templates,
+  a padded last batch: the evaluator's scores are msclap's batch loop's on the same waveforms."""
+  torch = pytest.importorskip("torch")
+  from reference import build_reference, state_dict_numpy  # pylint: disable=g-import-not-at-top
+  config = model_configs.tiny()
+  official = build_reference(config, seed=3)
+  variables = convert.convert_state_dict(state_dict_numpy(official), config)
+  fsdd = sources.open_source(tasks.get("fsdd"), {"root": "fsdd-dev"}, str(shared_data))
+  spec = {"esc50": {"root": "audio/esc50", "meta": "meta/esc50_subset.csv"},
+          "fsdd": sources.ListSource(fsdd.items[::101])}
+  templates = {"esc50": ("this is a sound of {}", "a recording of {}")}
+  tokenizer = text.Tokenizer.load(gpt2_tokenizer_dir)
+  results = evaluator.evaluate(CLAP(config), variables, ["esc50", "fsdd"],
+                               Mesh(np.array(jax.devices()), ("data",)), tokenizer=tokenizer,
+                               batch_size=4, sources=spec, data_dir=str(shared_data),
+                               templates=templates, progress=False)
+
+  def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+  for name in ("esc50", "fsdd"):
+    task = dataclasses.replace(tasks.get(name), templates=templates.get(name, tasks.get(name).templates))
+    items = sources.open_source(task, spec[name], str(shared_data)).items
+    waveforms = np.stack([audio.repeat_pad(audio.load_audio(item.audio, config.audio.sample_rate),
+                                           config.audio.clip_samples) for item in items])
+    prompts = task.prompts()
+    tokens = tokenizer([p for per_class in prompts for p in per_class])
+    with torch.no_grad():
+      clips = official.audio_encoder(torch.from_numpy(waveforms))[0].double().numpy()
+      texts = official.caption_encoder({k: torch.from_numpy(v.astype(np.int64))
+                                        for k, v in tokens.items()}).double().numpy()
+    classes = unit(unit(texts).reshape(len(prompts), len(task.templates), -1).mean(axis=1))
+    assert results[name].scores.shape == (len(items), len(prompts))
+    np.testing.assert_allclose(results[name].scores, unit(clips) @ classes.T, atol=2e-6)
 
 
 def test_per_class_ap_chart(tmp_path):

@@ -240,8 +240,8 @@ class ZeroShotEvaluator:
     return clips.finish(task.name), unusable
 
   def _windows(self, items: Iterable[tuple[int, sources_lib.Item]]):
-    """(key, item) -> (key, item, (K, clip_samples) windows or the AudioError saying why there are
-    none), decoded by a pool of threads."""
+    """(key, item) -> (key, item, its windows (`audio.window_views`) or the AudioError saying why
+    there are none), decoded by a pool of threads."""
     def load(key_item):
       key, item = key_item
       try:
@@ -254,8 +254,9 @@ class ZeroShotEvaluator:
         return key, item, e
       # Seeded by the key, so a 'random' window does not depend on how the data was sharded.
       rng = np.random.default_rng(key)
-      windows = [audio_lib.clip_windows(p, self.clip_samples, self.long_mode, rng) for p in pieces]
-      return key, item, np.concatenate(windows)
+      # Views, padded by the packer straight into its batch: one copy of each clip.
+      return key, item, [w for p in pieces
+                         for w in audio_lib.window_views(p, self.clip_samples, self.long_mode, rng)]
     return _bounded_map(load, items, self.workers)
 
 
@@ -308,8 +309,8 @@ class _Rows:
     else:
       batch["labels"] = np.zeros((n, len(self.task.labels)), np.int8)
     for i, (key, window, windows, fields) in enumerate(rows):
-      batch["audio"][i], batch["key"][i], batch["windows"][i], batch["mask"][i] = (
-          window, key, windows, True)
+      audio_lib.repeat_pad(window, self.clip_samples, out=batch["audio"][i])
+      batch["key"][i], batch["windows"][i], batch["mask"][i] = key, windows, True
       for name, value in fields.items():
         batch[name][i] = value
     return batch
