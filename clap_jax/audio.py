@@ -47,7 +47,10 @@ def prepare_array(waveform, rate: int, sample_rate: int, name: str = "array") ->
 
 
 def repeat_pad(waveform: np.ndarray, clip_samples: int, out: np.ndarray | None = None) -> np.ndarray:
-  """Tiles a short waveform and cuts it to `clip_samples`, as msclap does; into `out` if given."""
+  """Tiles a short waveform and cuts it to `clip_samples`, as msclap does; into `out` if given
+  (by hand: np.tile has no `out`, and the evaluator packs its batches this way, one copy a clip)."""
+  if waveform.shape[0] == 0:
+    raise ValueError("repeat_pad: the waveform is empty")
   out = np.empty(clip_samples, waveform.dtype) if out is None else out
   filled = min(waveform.shape[0], clip_samples)
   out[:filled] = waveform[:filled]

@@ -24,6 +24,8 @@ def test_repeat_pad_tiles_then_cuts_as_msclap():
     row = np.full(7, np.nan)
     audio_lib.repeat_pad(np.arange(float(n)), 7, out=row)
     np.testing.assert_array_equal(row, np.tile(np.arange(float(n)), 7)[:7])
+  with pytest.raises(ValueError, match="empty"):
+    audio_lib.repeat_pad(np.zeros(0), 7)
 
 
 def test_clip_windows_cover_long_audio_and_keep_short_audio_whole():
