@@ -45,6 +45,11 @@ _TOKENIZER = text_lib.GPT2_FILES
 SAMPLE_RATE, SECONDS = 44100, 5
 
 
+def padded(items, clip_samples) -> np.ndarray:
+  """The items' clips, repeat-padded as msclap does, stacked into one batch."""
+  return np.stack([audio.repeat_pad(item.audio[0], clip_samples) for item in items])
+
+
 def torch_pass(reference, items, task, tokenizer, batch_size, clip_samples, device) -> np.ndarray:
   """msclap's way: a Python loop over batches of the official modules -> (N, C) cosine scores."""
   with torch.inference_mode():
@@ -53,8 +58,7 @@ def torch_pass(reference, items, task, tokenizer, batch_size, clip_samples, devi
     text = torch.nn.functional.normalize(reference.caption_encoder(tokens), dim=-1)
     embeddings = []
     for start in range(0, len(items), batch_size):
-      batch = np.stack([audio.repeat_pad(item.audio[0], clip_samples)
-                        for item in items[start:start + batch_size]])
+      batch = padded(items[start:start + batch_size], clip_samples)
       embeddings.append(reference.audio_encoder(torch.from_numpy(batch).to(device))[0])
     audio_embeddings = torch.nn.functional.normalize(torch.cat(embeddings), dim=-1)
     return (audio_embeddings @ text.T).cpu().numpy()
@@ -109,8 +113,7 @@ def main(argv):
   print(f"ratio clap_jax / pytorch: {theirs_seconds / ours_seconds:.2f}; "
         f"max |score difference|: {np.abs(ours.scores - theirs).max():.2e}")
   tower = jax.jit(lambda v, w: CLAP(config).apply(v, w, method=CLAP.encode_audio))
-  on_device = jax.device_put((variables, np.stack([audio.repeat_pad(item.audio[0], clip_samples)
-                                                   for item in items[:_BATCH.value]])))
+  on_device = jax.device_put((variables, padded(items[:_BATCH.value], clip_samples)))
   tower(*on_device).block_until_ready()
   seconds = min(timed(lambda: tower(*on_device).block_until_ready())[1] for _ in range(3))
   print(f"clap_jax audio tower alone: {_BATCH.value / seconds:8.2f} clips/s (one batch on the device, "
