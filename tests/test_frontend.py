@@ -1,4 +1,5 @@
 """The HTSAT front end against torchlibrosa and torch, the reference's own tools."""
+import functools
 import types
 
 import jax
@@ -36,7 +37,25 @@ def torch_front_end():
   return types.SimpleNamespace(spectrogram=spectrogram, logmel=logmel, log_mel=log_mel)
 
 
-_log_mel = jax.jit(lambda waveform: frontend.log_mel(waveform, AUDIO))
+# CPUs compute the STFT as a strided conv; other platforms as hop-aligned matmuls. Both are checked.
+STFTS = pytest.mark.parametrize("stft", [frontend.stft_conv, frontend.stft_hop_matmuls],
+                                ids=["conv", "hop_matmuls"])
+
+
+@functools.cache
+def _log_mel_with(stft):
+  return jax.jit(lambda waveform: frontend.log_mel(waveform, AUDIO, stft))
+
+
+@pytest.mark.parametrize("platform,convolutions,matmuls", [("cpu", 1, 1), ("cuda", 0, 5), ("tpu", 0, 5)])
+def test_stft_form_follows_the_platform_compiled_for(platform, convolutions, matmuls):
+  """A conv on CPU; elsewhere the 4 hop-aligned matmuls (a strided conv is 3x slower on a GPU)."""
+  log_mel = jax.jit(lambda waveform: frontend.log_mel(waveform, AUDIO))
+  exported = jax.export.export(log_mel, platforms=(platform,))(
+      jax.ShapeDtypeStruct((2, 4000), np.float32))
+  text = exported.mlir_module()
+  assert text.count("stablehlo.convolution") == convolutions
+  assert text.count("stablehlo.dot_general") == matmuls  # the mel filters' one included
 
 
 def test_recomputed_buffers_equal_torchlibrosa(torch_front_end):
@@ -49,17 +68,19 @@ def test_recomputed_buffers_equal_torchlibrosa(torch_front_end):
   np.testing.assert_array_equal(mel, torch_front_end.logmel.melW.detach().numpy())
 
 
-def test_log_mel_matches_torchlibrosa_on_real_audio(torch_front_end, shared_data):
+@STFTS
+def test_log_mel_matches_torchlibrosa_on_real_audio(torch_front_end, shared_data, stft):
   files = sorted((shared_data / "audio" / "esc50" / "audio").glob("*.wav"))
   assert len(files) == 6, files
   waveforms = np.stack([soundfile.read(f, dtype="float32")[0] for f in files])  # 44.1 kHz, 5 s
-  ours = np.asarray(_log_mel(waveforms))
+  ours = np.asarray(_log_mel_with(stft)(waveforms))
   assert ours.shape == (6, frontend.num_frames(220500, AUDIO.hop_length), AUDIO.mel_bins)
   np.testing.assert_allclose(ours, torch_front_end.log_mel(waveforms), rtol=0, atol=DB_ATOL)
 
 
 @pytest.mark.parametrize("num_samples", [AUDIO.clip_samples, 4000])
-def test_log_mel_matches_torchlibrosa_on_random_signals(torch_front_end, num_samples):
+@STFTS
+def test_log_mel_matches_torchlibrosa_on_random_signals(torch_front_end, num_samples, stft):
   rng = np.random.default_rng(num_samples)
   t = np.arange(num_samples) / AUDIO.sample_rate
   waveforms = np.stack([
@@ -67,7 +88,7 @@ def test_log_mel_matches_torchlibrosa_on_random_signals(torch_front_end, num_sam
       0.5 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.normal(size=num_samples),
       np.where(t < t[-1] / 2, 0.0, rng.uniform(-1, 1, num_samples)),  # digital silence, then noise
   ]).astype(np.float32)
-  ours = np.asarray(_log_mel(waveforms))
+  ours = np.asarray(_log_mel_with(stft)(waveforms))
   assert ours.shape == (3, frontend.num_frames(num_samples, AUDIO.hop_length), AUDIO.mel_bins)
   np.testing.assert_allclose(ours, torch_front_end.log_mel(waveforms), rtol=0, atol=DB_ATOL)
 
