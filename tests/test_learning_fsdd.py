@@ -4,7 +4,8 @@ import pathlib
 
 import pytest
 
-from clap_jax import text, train
+from clap_jax import text
+from clap_jax.train import loop as train
 from clap_jax.data import sources, writer
 from test_configs import CONFIGS, load
 
@@ -33,7 +34,7 @@ def test_fsdd_zero_shot_far_above_chance(shared_data, tmp_path):
   config = load(next(p for p in CONFIGS if p.stem == "fsdd"))
   write_fsdd_shards(shared_data / "fsdd-dev", tmp_path / "shards", config.model.audio.sample_rate)
   config.input.train = str(tmp_path / "shards" / "train" / "*.tfrecord")
-  config.eval.sources.fsdd.pattern = str(tmp_path / "shards" / "heldout" / "*.tfrecord")
+  config.evals.zeroshot.sources.fsdd.pattern = str(tmp_path / "shards" / "heldout" / "*.tfrecord")
   results = train.main(config, tmp_path / "run")
   print(f"FSDD held-out zero-shot: {results}")
   assert results["fsdd/top1"] >= 0.5  # chance: 0.1
