@@ -17,7 +17,7 @@ stochastic depth on, as the reference's train mode has them) it measures
     each in a fresh process: as msclap runs, with `torch.set_flush_denormal(True)` (which spares
     its audio tower the float32 denormals of exp(-100) from the shifted-window mask; see
     bench/encode_throughput.py), and both again with glibc's huge-page tunable, which JAX's side
-    runs with (launch/train.py sets it, clap_jax/host.py) but which slows PyTorch here. The ratio
+    runs with (launch/train.py sets it, clap_jax/train/host.py) but which slows PyTorch here. The ratio
     is taken against the fastest of the four.
 """
 import json

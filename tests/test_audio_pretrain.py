@@ -104,7 +104,7 @@ def test_config_sampling_reaches_the_batches(task_dirs):  # noqa: F811
   config = local_config(task_dirs)
   config.input.global_batch = 64
   config.input.sampling, config.input.temperature = "temperature", 2.0
-  batches = train._train_batches(config, start_step=0)
+  batches = objectives.get(config, None).batches(start_step=0)
   tasks = np.concatenate([next(batches)["task"] for _ in range(40)])
   want = data.sampling_probabilities([count for _, count, _, _ in TASKS], "temperature", 2.0)
   sigma = np.sqrt(want * (1 - want) / tasks.size)
