@@ -19,7 +19,7 @@ def write_fsdd_shards(root: pathlib.Path, out: pathlib.Path, sample_rate: int) -
   items = {"train": [], "heldout": []}
   for path in sorted(root.glob("*.wav")):
     digit, _, take = path.stem.split("_")
-    item = sources.Item(item_id=path.name, audio_path=str(path),
+    item = sources.Item(item_id=path.name, audio=str(path),
                         captions=(f"a man saying the number {WORDS[int(digit)]}",),
                         labels=(int(digit),), task="fsdd")
     items["heldout" if int(take) in HELD_OUT_TAKES else "train"].append(item)

@@ -6,7 +6,6 @@ import pytest
 
 from clap_jax import convert, data, schema
 from clap_jax.data import demo as demo_data
-from clap_jax.models import config as model_config
 from clap_jax.train import loop as train
 from clap_jax.text import Tokenizer
 import multidevice

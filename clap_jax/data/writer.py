@@ -58,7 +58,7 @@ def write_shards(items: Iterable[Item], out_dir: str | os.PathLike, config: Writ
   """Writes (or completes) the shard set of `items` in `out_dir`; returns the summary it writes.
 
   `num_workers` processes decode and write shards (0: this process). Beside the shards:
-  `{prefix}-summary.json`, `{prefix}-rejects.jsonl` (item_id, audio_path, reason per line),
+  `{prefix}-summary.json`, `{prefix}-rejects.jsonl` (item_id, audio, reason per line),
   `{prefix}-plan.json` and `{prefix}-parts/` (per-shard results, what a re-run resumes from).
   """
   out_dir = pathlib.Path(out_dir)
