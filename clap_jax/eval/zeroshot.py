@@ -270,23 +270,20 @@ class ZeroShotEvaluator:
     there are none), decoded by a pool of threads."""
     def load(key_item):
       key, item = key_item
-      # A path, or the arrays of a record (at `item.rate`), each read through the audio contract.
-      pieces = ([audio_lib.open_audio(item.audio, self.sample_rate)] if isinstance(item.audio, str)
-                else [audio_lib.open_audio(p, self.sample_rate, rate=item.rate, name=item.item_id)
-                      for p in item.audio])
       # Seeded by the key, so a 'random' window does not depend on how the data was sharded.
       rng = np.random.default_rng(key)
-      # Cut as decoded, so a long file is never held whole; a short one is left unpadded for the
-      # packer to pad straight into its batch.
-      return key, item, [w for p in pieces
-                         for w in p.windows(self.clip_samples, self.long_mode, rng)]
-
-    def load_or_reason(key_item):
       try:
-        return load(key_item)
+        # A path, or the arrays of a record (at `item.rate`), each read through the audio contract.
+        pieces = ([audio_lib.open_audio(item.audio, self.sample_rate)] if isinstance(item.audio, str)
+                  else [audio_lib.open_audio(p, self.sample_rate, rate=item.rate, name=item.item_id)
+                        for p in item.audio])
+        # Decoded block by block (a damaged file fails here) into its windows, kept until packed;
+        # a short one is left unpadded for the packer to pad straight into its batch.
+        return key, item, [w for p in pieces
+                           for w in p.windows(self.clip_samples, self.long_mode, rng)]
       except audio_lib.AudioError as e:
-        return key_item[0], key_item[1], e
-    return batching.bounded_map(load_or_reason, items, self.workers)
+        return key, item, e
+    return batching.bounded_map(load, items, self.workers)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
