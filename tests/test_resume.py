@@ -1,6 +1,8 @@
 """Preemption and resumption through launch/train.py: a run killed with SIGKILL, or stopped with
-SIGTERM, and restarted in the same workdir ends with the parameters of an uninterrupted run."""
+SIGTERM, or whose latest checkpoint is damaged, and restarted in the same workdir ends with the
+parameters of an uninterrupted run."""
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 
 from clap_jax.train import checkpoint
 import multidevice
+from test_checkpoint import truncate_largest_data_file
 
 STEPS, EVERY = 40, 4
 ARGS = ["--config", "configs/demo.py:smoke", f"--config.total_steps={STEPS}",
@@ -47,11 +50,16 @@ def final_params(workdir):
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight_workdir(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("straight")
   finish(start(workdir))
   assert saved_steps(workdir)[-1] == STEPS
-  return final_params(workdir)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def straight(straight_workdir):
+  return final_params(straight_workdir)
 
 
 def assert_same(got, want):
@@ -83,3 +91,18 @@ def test_sigterm_saves_exits_cleanly_and_resumes(straight, tmp_path):
   output = finish(start(tmp_path))
   assert f"resuming at step {stopped_at} of {STEPS}" in output
   assert_same(final_params(tmp_path), straight)
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous(straight_workdir, straight,
+                                                              tmp_path):
+  """The newest step's largest data file halved (a full disk): the rerun names it, resumes from
+  the step before and ends with the uninterrupted run's parameters."""
+  workdir = tmp_path / "run"
+  shutil.copytree(straight_workdir, workdir)
+  truncate_largest_data_file(workdir / "checkpoints" / str(STEPS))
+  output = finish(start(workdir))
+  assert f"checkpoint step {STEPS} in {workdir} is unreadable" in output, output[-3000:]
+  assert f"resuming from step {STEPS - EVERY}" in output
+  assert f"resuming at step {STEPS - EVERY} of {STEPS}" in output
+  assert (workdir / "unreadable_checkpoints" / str(STEPS)).is_dir()
+  assert_same(final_params(workdir), straight)
