@@ -1,12 +1,14 @@
 """The train step: one device equals eight, accumulation, frozen parameters, pretrained
-initialisation, and the loop's stop on a non-finite loss."""
+initialisation, the loop's stop on a non-finite loss, and the sigmoid loss's bias through the loop."""
+import shutil
+
 import jax
 import numpy as np
 import pytest
 
 from clap_jax import convert, data, schema
 from clap_jax.data import demo as demo_data
-from clap_jax.train import loop as train, optim, step as step_lib
+from clap_jax.train import checkpoint, loop as train, optim, step as step_lib
 from clap_jax.text import Tokenizer
 import multidevice
 import trees
@@ -171,7 +173,6 @@ def test_init_from_converted_and_audio_only(tmp_path):
 
   config.init.clap_from = str(tmp_path / "converted")
   train.main(config, tmp_path / "whole")
-  from clap_jax.train import checkpoint
   _, whole = checkpoint.load_inference_variables(tmp_path / "whole")
   trees.assert_trees_equal(whole["params"], source["params"])
 
@@ -193,7 +194,40 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   config.checkpoint.every_steps = 1
   with pytest.raises(train.NonFiniteLoss, match=r"at step (\d).*last good checkpoint is step"):
     train.main(config, tmp_path)
-  from clap_jax.train import checkpoint
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps and max(steps) < 6
   checkpoint.load_inference_variables(tmp_path)  # the latest is complete and readable
+
+
+def _saved_state(workdir, config, step: int) -> dict:
+  """The whole train state of `step` (optimizer and loss parameters included), as numpy."""
+  run = train.build(config)
+  ckpt = checkpoint.Checkpointer(workdir, config.checkpoint)
+  state, _ = ckpt.restore(step, run.abstract_state, run.state_shardings)
+  ckpt.close()
+  return jax.tree.map(np.asarray, state)
+
+
+def test_sigmoid_loss_trains_saves_and_resumes_its_bias(tmp_path, capsys):
+  """SigLIP's loss through the loop: its bias is trained (it moves, and Adam holds moments for
+  it), saved with the state, and restored on resume: a run resumed after step 1 ends as the
+  uninterrupted one, bias and optimizer state included (1e-6, as tests/test_resume.py)."""
+  config = small_config(batch=4)
+  config.loss.kind = "sigmoid"
+  config.total_steps = 2
+  config.checkpoint.every_steps = 1
+  train.main(config, tmp_path / "straight")
+  shutil.copytree(tmp_path / "straight" / "checkpoints", tmp_path / "resumed" / "checkpoints")
+  shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "2")  # as if stopped after step 1
+  capsys.readouterr()
+  train.main(config, tmp_path / "resumed")
+  assert "resuming at step 1 of 2" in capsys.readouterr().out  # (a fresh start ends the same)
+  want = _saved_state(tmp_path / "straight", config, 2)
+  got = _saved_state(tmp_path / "resumed", config, 2)
+  first = _saved_state(tmp_path / "straight", config, 1)
+  bias = [float(s["params"]["loss"]["bias"]) for s in (first, want)]
+  assert config.loss.sigmoid_bias_init != bias[0] != bias[1], bias
+  moments = [v for p, v in jax.tree_util.tree_leaves_with_path(want["opt_state"])
+             if "['loss']['bias']" in jax.tree_util.keystr(p)]
+  assert len(moments) == 2 and all(np.all(m != 0) for m in moments), moments  # mu and nu
+  assert trees.assert_trees_close(got, want, atol=1e-6) > 10
