@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from clap_jax import text
+import multidevice
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOKENIZER = text.GPT2_FILES
@@ -124,9 +125,7 @@ def _launch(out: pathlib.Path, devices: int, process_id: int | None = None, coun
 
 
 def _wait(procs) -> None:
-  for proc in procs:
-    output, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, output.decode()[-4000:]
+  multidevice.finish(procs, timeout=600)
 
 
 def test_one_device_eight_devices_and_two_processes_agree(tmp_path):

@@ -3,12 +3,13 @@ one process with four devices: each process feeds its half of every global batch
 import socket
 import subprocess
 import sys
+import time
 
-import jax
-import numpy as np
+import pytest
 
 from clap_jax.train import checkpoint
 import multidevice
+import trees
 
 # Adam's eps is raised as in test_train.test_eight_devices_equal_one: with 1e-8, gradients that are
 # zero in exact arithmetic but 1e-10 in float32 turn into +-lr updates in either run.
@@ -30,24 +31,33 @@ def _train(workdir, devices: int, extra=()) -> subprocess.Popen:
       stderr=subprocess.STDOUT, text=True)
 
 
-def _wait(process) -> str:
-  output, _ = process.communicate(timeout=900)
-  assert process.returncode == 0, output[-3000:]
-  return output
-
-
 def test_two_processes_equal_one(tmp_path):
   address = f"127.0.0.1:{_free_port()}"
   workers = [_train(tmp_path / "two", 2, [f"--coordinator_address={address}",
                                            "--num_processes=2", f"--process_id={i}"])
              for i in range(2)]
   single = _train(tmp_path / "one", 4)
-  outputs = [_wait(p) for p in workers]
-  _wait(single)
+  outputs = multidevice.finish([*workers, single], timeout=900)
   assert "mesh {'data': 4, 'fsdp': 1}, 2 process(es)" in outputs[0]
   two = checkpoint.load_inference_variables(tmp_path / "two")[1]
   one = checkpoint.load_inference_variables(tmp_path / "one")[1]
   # Same global batches and computations; the collectives sum in another order: 1e-5 relative
   # (BatchNorm's running variances are ~100), 1e-6 absolute.
-  for a, b in zip(jax.tree.leaves(two), jax.tree.leaves(one)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  trees.assert_trees_close(two, one, rtol=1e-5, atol=1e-6)
+
+
+def test_a_failed_process_ends_the_wait_for_its_peers():
+  """multidevice.finish: one process of a group fails, its peer (as one waiting for a dead
+  coordinator) would sleep for ever; the wait ends at once, kills the peer and names the failure;
+  a group that overruns the deadline is killed too."""
+  python = lambda code: subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True)
+  start = time.monotonic()
+  stuck, failing = python("import time; time.sleep(600)"), python("raise SystemExit('peer died')")
+  with pytest.raises(AssertionError, match=r"process 1 exited with 1:\npeer died"):
+    multidevice.finish([stuck, failing], timeout=30)
+  assert stuck.poll() is not None and time.monotonic() - start < 20
+  stuck = python("import time; time.sleep(600)")
+  with pytest.raises(AssertionError, match="still running after 1 s, killed"):
+    multidevice.finish([stuck], timeout=1)
+  assert stuck.poll() is not None
