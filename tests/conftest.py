@@ -1,12 +1,22 @@
-"""Shared fixtures: where the real test material lives, and the models' configs."""
+"""Shared fixtures: where the real test material lives, and the models' configs; one persistent
+compilation cache for the suite."""
 import os
 import pathlib
 
-import pytest
-
-from clap_jax import text
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# Before jax starts. Many tests compile the same small models, in this process and in the ones
+# they start (launch scripts, multi-device snippets inherit the environment); a run after the
+# first reads them back. An empty JAX_COMPILATION_CACHE_DIR switches it off.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".cache" / "jax"))
+# The processes tests start (launch scripts, a test file run as a script) import this checkout's
+# clap_jax, not an editable install of another one (a git worktree's tests would test main's code).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from clap_jax import text  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 SHARED_DATA = pathlib.Path(os.environ.get("CLAP_JAX_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -20,6 +20,7 @@ from test_configs import load
 from test_data_multitask import TASKS, task_dirs  # noqa: F401 (a fixture)
 from test_learning_fsdd import HELD_OUT_TAKES, WORDS
 import multidevice
+import trees
 
 REPO = pathlib.Path(multidevice.REPO)
 CONFIG = REPO / "configs" / "audio_pretrain.py"
@@ -65,8 +66,7 @@ def test_each_example_trains_only_its_own_head():
       assert (norm > 0) == (u == t), (i, t, spec.name, norm)
   whole = jax.grad(_heads_loss)(heads, latent, batch)
   mean = jax.tree.map(lambda g: g.mean(0), per_example)
-  for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(mean)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  trees.assert_trees_close(whole, mean, rtol=1e-5, atol=1e-7)
 
 
 def test_routed_loss_weights_and_metrics():
@@ -129,12 +129,9 @@ def test_config_trains_evaluates_and_initialises_clap(task_dirs, tmp_path):  # n
   for collection in ("params", "batch_stats"):
     want = jax.tree.map(np.asarray, trained[collection]["htsat"])
     got = loaded[collection]["audio_encoder"]["htsat"]
-    assert jax.tree.structure(got) == jax.tree.structure(want)
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
-      np.testing.assert_array_equal(a, b)
+    trees.assert_trees_equal(got, want)
   for part in ("caption_encoder", "logit_scale"):
-    for a, b in zip(jax.tree.leaves(loaded["params"][part]), jax.tree.leaves(fresh["params"][part])):
-      np.testing.assert_array_equal(a, b)
+    trees.assert_trees_equal(loaded["params"][part], fresh["params"][part])
 
 
 def test_task_config_errors_are_named():

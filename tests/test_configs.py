@@ -118,3 +118,12 @@ def test_readme_config_keys_exist():
       assert part in node, f"README names {key}, which the schema does not have"
       node = node[part]
   assert seen >= 2
+
+
+def test_ci_runs_the_readme_test_command():
+  """`.ci/run` is the README's test command (which prints the ten slowest tests)."""
+  repo = pathlib.Path(multidevice.REPO)
+  ci = (repo / ".ci" / "run").read_text().strip().splitlines()[-1]
+  readme = (repo / "README.md").read_text()
+  assert ci in readme.splitlines(), ci
+  assert "pytest" in ci and "--durations=10" in ci, ci

@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -12,6 +11,7 @@ from clap_jax import convert
 from clap_jax.convert.tensors import ConversionError
 from clap_jax.models import config as model_config
 from reference import build_reference, state_dict_numpy
+import trees
 
 BUFFER_PARTS = ("spectrogram_extractor", "logmel_extractor", "attn_mask", "relative_position_index",
                 ".attn.bias", ".attn.masked_bias", "position_ids")
@@ -29,10 +29,6 @@ def config():
 @pytest.fixture(scope="module")
 def state(config):
   return state_dict_numpy(build_reference(config, seed=1))
-
-
-def _leaves(tree):
-  return {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def test_converts_and_places_known_parameters(config, state):
@@ -64,11 +60,8 @@ def test_missing_unused_and_misshapen_keys_are_named(config, state):
 def test_recomputable_buffers_may_be_absent_but_are_checked_when_present(config, state):
   stripped = {k: v for k, v in state.items() if not _is_buffer(k)}
   assert len(stripped) < len(state)
-  full, without = _leaves(convert.convert_state_dict(state, config)), _leaves(
-      convert.convert_state_dict(stripped, config))
-  assert full.keys() == without.keys()
-  for key in full:
-    np.testing.assert_array_equal(full[key], without[key])
+  trees.assert_trees_equal(convert.convert_state_dict(state, config),
+                           convert.convert_state_dict(stripped, config))
   corrupted = dict(state)
   mask_key = next(k for k in state if k.endswith("attn_mask"))
   corrupted[mask_key] = state[mask_key] + 1.0
@@ -77,29 +70,36 @@ def test_recomputable_buffers_may_be_absent_but_are_checked_when_present(config,
 
 
 def test_pth_with_module_prefix_and_safetensors_files(config, state, tmp_path):
-  expected = _leaves(convert.convert_state_dict(state, config))
+  expected = convert.convert_state_dict(state, config)
   pth = tmp_path / "ddp.pth"
   torch.save({"model": {"module." + k: torch.from_numpy(np.array(v)) for k, v in state.items()},
               "epoch": 3}, pth)
   safe = tmp_path / "weights.safetensors"
   safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(safe))
   for path in (pth, safe):
-    got = _leaves(convert.convert_checkpoint(path, config))
-    assert got.keys() == expected.keys()
-    for key in got:
-      np.testing.assert_array_equal(got[key], expected[key])
+    trees.assert_trees_equal(convert.convert_checkpoint(path, config), expected)
 
 
 class _RunsCode:
+  """Unpickling it creates the file `marker` (what a malicious checkpoint's code could do)."""
+
+  def __init__(self, marker):
+    self.marker = str(marker)
+
   def __reduce__(self):
-    return (print, ("this checkpoint ran code",))
+    return (open, (self.marker, "w"))
 
 
-def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+def test_a_checkpoint_that_would_run_code_is_refused_and_does_not_run(tmp_path):
+  marker = tmp_path / "payload_ran"
   path = tmp_path / "evil.pth"
-  torch.save({"model": {"x": torch.zeros(1)}, "payload": _RunsCode()}, path)
+  torch.save({"model": {"x": torch.zeros(1)}, "payload": _RunsCode(marker)}, path)
+  torch.load(path, weights_only=False)  # the payload is live: an unrestricted load runs it
+  assert marker.exists()
+  marker.unlink()
   with pytest.raises(ConversionError, match="weights-only"):
     convert.load_state_dict(path)
+  assert not marker.exists(), "loading the checkpoint ran its code"
   with pytest.raises(FileNotFoundError, match="nope.pth"):
     convert.load_state_dict(tmp_path / "nope.pth")
 
@@ -114,10 +114,7 @@ def test_saved_tree_reloads_without_torch(config, state, tmp_path):
       f"config, variables = convert.load_variables({str(tmp_path / 'tree')!r})\n"
       "assert 'torch' not in sys.modules\n"
       "print(config.audio.embed_dim, float(variables['params']['logit_scale']))\n")
-  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       timeout=300)
   assert out.stdout.split() == [str(config.audio.embed_dim), str(float(state["logit_scale"]))]
-  reloaded = _leaves(convert.load_variables(tmp_path / "tree")[1])
-  original = _leaves(variables)
-  assert reloaded.keys() == original.keys()
-  for key in original:
-    np.testing.assert_array_equal(reloaded[key], original[key])
+  trees.assert_trees_equal(convert.load_variables(tmp_path / "tree")[1], variables)

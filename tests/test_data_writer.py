@@ -35,9 +35,12 @@ def assert_restarts_match(batches, total: int = 12, starts=(3, 5, 10)) -> list[d
   """`batches(start_step=s)` resumed at each of `starts` equals the uninterrupted stream from s on;
   -> the first `total` batches of the uninterrupted stream."""
   reference = list(itertools.islice(batches(), total))
+  assert len(reference) == total
   for start in starts:
     resumed = list(itertools.islice(batches(start_step=start), total - start))
+    assert len(resumed) == total - start
     for a, b in zip(reference[start:], resumed):
+      assert a.keys() == b.keys() and a
       for key in a:
         np.testing.assert_array_equal(a[key], b[key])
   return reference
@@ -107,6 +110,7 @@ def test_long_clip_is_cut(shared_data, gpt2_tokenizer_dir, tmp_path, long_mode):
   if long_mode == "windows":
     expected = audio.clip_windows(source, 4 * RATE, "windows")
     assert [e["example_id"] for e in examples] == [f"bazaar#{k}" for k in range(4)]
+    assert len(expected) == len(examples)
     for example, window in zip(examples, expected):
       np.testing.assert_array_equal(example["audio"], window)
   else:

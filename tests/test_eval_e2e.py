@@ -74,40 +74,104 @@ def test_shared_tasks_table_and_plots(shared_data, gpt2_tokenizer_dir, tmp_path)
     assert image.shape[0] > 200 and image.shape[1] > 200
 
 
-def test_scores_match_the_official_model(shared_data, gpt2_tokenizer_dir):
-  """Real clips (5 s ESC-50 at 44.1 kHz, sub-second FSDD digits at 8 kHz), two prompt templates,
-  a padded last batch: the evaluator's scores are msclap's batch loop's on the same waveforms."""
+def _windows(waveform: np.ndarray, clip: int) -> list[np.ndarray]:
+  """The evaluator's contract for a clip longer than the model's: non-overlapping windows, the
+  last one aligned to the end; a shorter one repeat-padded."""
+  if len(waveform) <= clip:
+    return [audio.repeat_pad(waveform, clip)]
+  starts = list(range(0, len(waveform) - clip, clip)) + [len(waveform) - clip]
+  return [waveform[s:s + clip] for s in starts]
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+  """(Q, M) -> per query, the 0-based rank of each candidate (by descending score)."""
+  return np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
+
+
+def _retrieval_by_hand(scores: np.ndarray, owner: np.ndarray) -> dict[str, float]:
+  """The Clotho protocol, written out per query (no ties in a random model's float64 scores)."""
+  out = {}
+  for direction, s in (("a2t", scores), ("t2a", scores.T)):
+    relevant = (owner[None, :] == np.arange(scores.shape[0])[:, None])
+    relevant = relevant if direction == "a2t" else relevant.T
+    ranks = _ranks(s)
+    for k in (1, 5, 10):
+      out[f"{direction}/R@{k}"] = np.mean([(r[rel] < k).any() for r, rel in zip(ranks, relevant)])
+    aps = []
+    for r, rel in zip(ranks, relevant):
+      hits = np.sort(r[rel])  # ranks of the relevant candidates, best first
+      aps.append(sum((i + 1) / (h + 1) for i, h in enumerate(hits) if h < 10) / min(len(hits), 10))
+    out[f"{direction}/mAP@10"] = np.mean(aps)
+  return out
+
+
+def test_scores_and_metrics_match_the_official_model(shared_data, gpt2_tokenizer_dir):
+  """Real clips (5 s ESC-50 at 44.1 kHz, sub-second FSDD digits at 8 kHz, 15.7-29.5 s Clotho
+  clips, longer than the model's 7 s), two prompt templates, a padded last batch: the evaluator's
+  scores are msclap's on the same waveforms (for Clotho the mean of its embeddings of each clip's
+  windows), and its metrics are recomputed from msclap's scores: top-k with scikit-learn,
+  retrieval by hand."""
   torch = pytest.importorskip("torch")
+  sklearn_metrics = pytest.importorskip("sklearn.metrics")
   from reference import build_reference, state_dict_numpy  # pylint: disable=g-import-not-at-top
   config = model_configs.tiny()
   official = build_reference(config, seed=3)
   variables = convert.convert_state_dict(state_dict_numpy(official), config)
   fsdd = sources.open_source(tasks.get("fsdd"), {"root": "fsdd-dev"}, str(shared_data))
   spec = {"esc50": {"root": "audio/esc50", "meta": "meta/esc50_subset.csv"},
-          "fsdd": sources.ListSource(fsdd.items[::101])}
+          "fsdd": sources.ListSource(fsdd.items[::101]),
+          "clotho": {"root": "audio/clotho", "captions": "captions.csv", "audio": "audio"}}
   templates = {"esc50": ("this is a sound of {}", "a recording of {}")}
   tokenizer = text.Tokenizer.load(gpt2_tokenizer_dir)
-  results = evaluator.evaluate(CLAP(config), variables, ["esc50", "fsdd"],
+  results = evaluator.evaluate(CLAP(config), variables, ["esc50", "fsdd", "clotho"],
                                Mesh(np.array(jax.devices()), ("data",)), tokenizer=tokenizer,
                                batch_size=4, sources=spec, data_dir=str(shared_data),
                                templates=templates, progress=False)
 
   def unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
-  for name in ("esc50", "fsdd"):
+
+  def official_text(strings):
+    tokens = tokenizer(strings)
+    with torch.no_grad():
+      return official.caption_encoder({k: torch.from_numpy(v.astype(np.int64))
+                                       for k, v in tokens.items()}).double().numpy()
+
+  def official_audio(item):
+    """-> (the mean of msclap's embeddings of the clip's windows, the number of windows)."""
+    windows = _windows(audio.load_audio(item.audio, config.audio.sample_rate),
+                       config.audio.clip_samples)
+    with torch.no_grad():
+      embeddings = official.audio_encoder(torch.from_numpy(np.stack(windows)))[0]
+    return embeddings.double().numpy().mean(axis=0), len(windows)
+
+  for name in ("esc50", "fsdd", "clotho"):
     task = dataclasses.replace(tasks.get(name), templates=templates.get(name, tasks.get(name).templates))
     items = sources.open_source(task, spec[name], str(shared_data)).items
-    waveforms = np.stack([audio.repeat_pad(audio.load_audio(item.audio, config.audio.sample_rate),
-                                           config.audio.clip_samples) for item in items])
+    embeddings, windows = zip(*(official_audio(item) for item in items))
+    clips = unit(np.stack(embeddings))
+    result = results[name]
+    if name == "clotho":
+      assert min(windows) >= 3  # clips of 15.7 s and more
+      owner = np.array([i for i, item in enumerate(items) for _ in item.captions])
+      scores = clips @ unit(official_text([c for item in items for c in item.captions])).T
+      np.testing.assert_allclose(result.scores, scores, atol=2e-6)
+      np.testing.assert_array_equal(result.targets, owner)
+      want = _retrieval_by_hand(scores, owner)
+      assert result.metrics.keys() == want.keys()
+      for metric, value in want.items():
+        assert result.metrics[metric] == pytest.approx(value, abs=1e-12), metric
+      continue
     prompts = task.prompts()
-    tokens = tokenizer([p for per_class in prompts for p in per_class])
-    with torch.no_grad():
-      clips = official.audio_encoder(torch.from_numpy(waveforms))[0].double().numpy()
-      texts = official.caption_encoder({k: torch.from_numpy(v.astype(np.int64))
-                                        for k, v in tokens.items()}).double().numpy()
+    texts = official_text([p for per_class in prompts for p in per_class])
     classes = unit(unit(texts).reshape(len(prompts), len(task.templates), -1).mean(axis=1))
-    assert results[name].scores.shape == (len(items), len(prompts))
-    np.testing.assert_allclose(results[name].scores, unit(clips) @ classes.T, atol=2e-6)
+    scores = clips @ classes.T
+    assert result.scores.shape == (len(items), len(prompts))
+    np.testing.assert_allclose(result.scores, scores, atol=2e-6)
+    labels = np.array([item.labels[0] for item in items])
+    for k in (1, 5):
+      want = sklearn_metrics.top_k_accuracy_score(labels, scores, k=k, labels=range(len(prompts)))
+      assert result.metrics[f"top{k}"] == pytest.approx(want, abs=1e-12), (name, k)
 
 
 def test_per_class_ap_chart(tmp_path):

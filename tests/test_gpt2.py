@@ -10,6 +10,7 @@ from clap_jax.models import config as model_config
 from clap_jax.models.gpt2 import GPT2
 from clap_jax.text import Tokenizer, pooling_index
 from reference import gpt2_config, torch, transformers
+import trees
 
 PREFIX = "caption_encoder.base."
 CAPTIONS = [
@@ -118,7 +119,7 @@ def test_converter_tolerates_old_transformers_buffers(tiny, mask_dtype):
   for i in range(config.text.n_layer):
     old[f"{PREFIX}h.{i}.attn.bias"] = causal
     old[f"{PREFIX}h.{i}.attn.masked_bias"] = np.array(-1e4, np.float32)
-  jax.tree.map(np.testing.assert_array_equal, convert(old, config.text), convert(state, config.text))
+  trees.assert_trees_equal(convert(old, config.text), convert(state, config.text))
 
 
 def test_converter_rejects_a_wrong_causal_mask(tiny):
@@ -158,7 +159,7 @@ def test_remat_same_params_outputs_and_gradients(tiny, tokens):
   (loss, grad), (remat_loss, remat_grad) = loss_and_grad(GPT2(config.text)), loss_and_grad(
       GPT2(config.text, remat=True))
   np.testing.assert_allclose(remat_loss, loss, rtol=1e-6)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), remat_grad, grad)
+  trees.assert_trees_close(remat_grad, grad, rtol=1e-5, atol=1e-5)
 
 
 def test_bfloat16_compute_keeps_float32_params(tiny, tokens):

@@ -11,6 +11,7 @@ from clap_jax.convert.tensors import ConversionError, StateReader
 from clap_jax.models import config as config_lib
 from clap_jax.models.htsat import HTSAT
 from reference import build_reference, state_dict_numpy
+import trees
 
 torch = pytest.importorskip("torch")
 soundfile = pytest.importorskip("soundfile")
@@ -170,8 +171,7 @@ def test_train_mode_is_random_seeded_and_rematerialisable():
   assert not np.allclose(stats["bn0"]["mean"], variables["batch_stats"]["bn0"]["mean"])
 
   remat_grads, _ = _train_step(config, variables, remat=True)(x, jax.random.PRNGKey(1))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-               grads, remat_grads)
+  trees.assert_trees_close(grads, remat_grads, rtol=1e-4, atol=1e-6)
 
 
 def test_eval_mode_needs_no_rng_and_repeats_itself(tiny):

@@ -44,7 +44,7 @@ def test_killed_run_resumes_without_duplicates(shared_data, gpt2_tokenizer_dir, 
   while not list(out.glob("clips-*.tfrecord")) and process.poll() is None and time.time() < deadline:
     time.sleep(0.005)
   os.kill(process.pid, signal.SIGKILL)
-  process.wait()
+  process.wait(timeout=60)
   planned = len(json.loads((out / "clips-plan.json").read_text())["shards"])
   assert 0 < len(list(out.glob("clips-*.tfrecord"))) < planned
   assert not (out / "clips-summary.json").exists()

@@ -1,17 +1,18 @@
 """Preemption and resumption through launch/train.py: a run killed with SIGKILL, or stopped with
-SIGTERM, and restarted in the same workdir ends with the parameters of an uninterrupted run."""
+SIGTERM, or whose latest checkpoint is damaged, and restarted in the same workdir ends with the
+parameters of an uninterrupted run."""
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
-import time
 
-import jax
-import numpy as np
 import pytest
 
 from clap_jax.train import checkpoint
 import multidevice
+from test_checkpoint import truncate_largest_data_file
+import trees
 
 STEPS, EVERY = 40, 4
 ARGS = ["--config", "configs/demo.py:smoke", f"--config.total_steps={STEPS}",
@@ -26,9 +27,7 @@ def start(workdir) -> subprocess.Popen:
 
 
 def finish(process: subprocess.Popen) -> str:
-  output, _ = process.communicate(timeout=600)
-  assert process.returncode == 0, output[-3000:]
-  return output
+  return multidevice.finish([process], timeout=600)[0]
 
 
 def saved_steps(workdir) -> list[int]:
@@ -37,34 +36,36 @@ def saved_steps(workdir) -> list[int]:
 
 
 def wait_for_checkpoint(workdir, process: subprocess.Popen) -> None:
-  while not saved_steps(workdir):
-    assert process.poll() is None, process.communicate()[0][-3000:]
-    time.sleep(0.02)
+  multidevice.poll_until(lambda: saved_steps(workdir), process, timeout=300)
 
 
 def final_params(workdir):
-  return jax.tree.leaves(checkpoint.load_inference_variables(workdir)[1])
+  return checkpoint.load_inference_variables(workdir)[1]
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight_workdir(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("straight")
   finish(start(workdir))
   assert saved_steps(workdir)[-1] == STEPS
-  return final_params(workdir)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def straight(straight_workdir):
+  return final_params(straight_workdir)
 
 
 def assert_same(got, want):
   """Same machine, same computations: equal up to 1e-6 (in practice bit for bit)."""
-  for a, b in zip(got, want):
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+  trees.assert_trees_close(got, want, atol=1e-6)
 
 
 def test_kill_9_and_resume(straight, tmp_path):
   process = start(tmp_path)
   wait_for_checkpoint(tmp_path, process)
   process.send_signal(signal.SIGKILL)
-  process.wait()
+  process.wait(timeout=60)
   killed_at = saved_steps(tmp_path)[-1]
   assert killed_at < STEPS, "the run ended before it was killed; nothing was resumed"
   output = finish(start(tmp_path))
@@ -83,3 +84,18 @@ def test_sigterm_saves_exits_cleanly_and_resumes(straight, tmp_path):
   output = finish(start(tmp_path))
   assert f"resuming at step {stopped_at} of {STEPS}" in output
   assert_same(final_params(tmp_path), straight)
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous(straight_workdir, straight,
+                                                              tmp_path):
+  """The newest step's largest data file halved (a full disk): the rerun names it, resumes from
+  the step before and ends with the uninterrupted run's parameters."""
+  workdir = tmp_path / "run"
+  shutil.copytree(straight_workdir, workdir)
+  truncate_largest_data_file(workdir / "checkpoints" / str(STEPS))
+  output = finish(start(workdir))
+  assert f"checkpoint step {STEPS} in {workdir} is unreadable" in output, output[-3000:]
+  assert f"resuming from step {STEPS - EVERY}" in output
+  assert f"resuming at step {STEPS - EVERY} of {STEPS}" in output
+  assert (workdir / "unreadable_checkpoints" / str(STEPS)).is_dir()
+  assert_same(final_params(workdir), straight)

@@ -179,8 +179,8 @@ class ZeroShotEvaluator:
     if task.kind == RETRIEVAL:
       valid = clips["caption_valid"]  # (N, C)
       owner = np.nonzero(valid)[0]
-      captions = self._text_embeddings(variables, clips["caption_ids"][valid],
-                                       clips["caption_attention"][valid])
+      captions = _normalise(self._text_embeddings(variables, clips["caption_ids"][valid],
+                                                  clips["caption_attention"][valid]))
       scores = audio @ captions.T
       return TaskResult(task, metrics.retrieval(scores, owner), num_items=len(audio),
                         scores=scores, targets=owner)

@@ -9,7 +9,10 @@ are removed on the next start.
 
 Resume order: the latest complete step's state is restored into the shardings of the new run's
 mesh (which may differ), then the data iterator restarts at the saved position, and the step's
-randomness is `fold_in(rng, step)`: the resumed run continues exactly as if never stopped.
+randomness is `fold_in(rng, step)`: the resumed run continues exactly as if never stopped. A
+complete step can still be unreadable (a data file truncated by a full disk or a bad copy):
+`resume.restore_latest` then falls back to an older step and sets the unreadable one aside
+(`{workdir}/unreadable_checkpoints/`), so that the run can write that step again.
 """
 import json
 import signal
@@ -42,6 +45,27 @@ class Checkpointer:
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
+
+  def steps(self) -> list[int]:
+    """The complete steps, newest first."""
+    return sorted(self._manager.all_steps(), reverse=True)
+
+  def set_aside(self, step: int) -> epath.Path | None:
+    """Moves `step` out of the checkpoints (kept, for inspection) -> where it now is (on process
+    0, which moves it; None on the others)."""
+    target = None
+    if jax.process_index() == 0:
+      target = self._manager.directory.parent / "unreadable_checkpoints" / str(step)
+      suffix = 0
+      while target.exists():  # a step set aside before under the same number
+        suffix += 1
+        target = target.with_name(f"{step}.{suffix}")
+      target.parent.mkdir(parents=True, exist_ok=True)
+      (self._manager.directory / str(step)).rename(target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
+    self._manager.reload()
+    return target
 
   def due(self, step: int) -> bool:
     return step % self.every_steps == 0

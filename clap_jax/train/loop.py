@@ -1,9 +1,9 @@
 """The training loop, for every objective and every mesh: `main(config, workdir)`.
 
 Order of events: mesh -> objective and optimizer -> the state's shardings (from its shapes, by the
-config's rules) -> restore the latest checkpoint of `workdir`, or initialise (already sharded) and
-load pretrained weights -> the jitted step -> loop: read this process's share of the batch,
-step, log, checkpoint, evaluate; stop at `total_steps`, on preemption (after saving) or on a
+config's rules) -> restore the newest readable checkpoint of `workdir`, or initialise (already
+sharded) and load pretrained weights -> the jitted step -> loop: read this process's share of the
+batch, step, log, checkpoint, evaluate; stop at `total_steps`, on preemption (after saving) or on a
 non-finite loss (without saving: the last good checkpoint stays the latest).
 """
 import dataclasses
@@ -151,11 +151,9 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
   objectives.check_inputs(config)
   started = time.perf_counter()
   ckpt = checkpoint.Checkpointer(workdir, config.checkpoint)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    resume.check_config(ckpt.saved_config(latest), config, workdir)
   run = build(config)
-  if latest is None:
+  restored = resume.restore_latest(ckpt, config, workdir, run.abstract_state, run.state_shardings)
+  if restored is None:
     state = run.init()
     if config.init.clap_from or config.init.audio_from:
       variables = init_lib.initialise(
@@ -166,13 +164,13 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
            "batch_stats": variables["batch_stats"]}, run.state_shardings)
     next_batch = 0
   else:
-    state, meta = ckpt.restore(latest, run.abstract_state, run.state_shardings)
+    _, state, meta = restored
     next_batch = meta["data"]["next_batch"]
   evaluators = registry.from_config(config, run.objective, run.mesh)
 
   step = first_step = int(state["step"])
   log = _Log(workdir, config, step)
-  log.message(f"{'resuming at' if latest is not None else 'starting at'} step {step} of "
+  log.message(f"{'resuming at' if restored is not None else 'starting at'} step {step} of "
               f"{config.total_steps}; mesh {dict(run.mesh.shape)}, {jax.process_count()} process(es)")
   batches = run.objective.batches(next_batch)
   preemption = checkpoint.Preemption()

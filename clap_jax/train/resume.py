@@ -1,12 +1,79 @@
-"""Resuming a workdir with a config that differs from the one its run was started with: what
-changed is printed, and a change of the trained arrays' structure is refused by name (the restore
-would otherwise fail deep in Orbax, or a second config would silently continue the first's run)."""
+"""Resuming a workdir: from which step, and with which config.
+
+The newest step that reads back is resumed; a newer one that does not (a data file truncated by a
+full disk or a bad copy) is named and set aside, never skipped silently, and a workdir whose steps
+all fail to read stops the run rather than restarting it from scratch.
+
+A config that differs from the one the run was started with: what changed is printed, and a
+change of the trained arrays' structure is refused by name (the restore would otherwise fail deep
+in Orbax, or a second config would silently continue the first's run)."""
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from clap_jax import sharding
-from clap_jax.train import ConfigError, objectives
+from clap_jax.train import ConfigError, checkpoint, objectives
+
+
+class UnreadableCheckpoints(RuntimeError):
+  pass
+
+
+def _everywhere(ok: bool) -> bool:
+  """Whether `ok` holds on every process (one process's failed read fails the step for all)."""
+  if jax.process_count() == 1:
+    return ok
+  return bool(multihost_utils.process_allgather(np.int32(ok)).min())
+
+
+def _say(text: str) -> None:
+  if jax.process_index() == 0:
+    print(text, flush=True)
+
+
+def restore_latest(ckpt: checkpoint.Checkpointer, config: ml_collections.ConfigDict, workdir,
+                   abstract_state, shardings) -> tuple[int, dict, dict] | None:
+  """-> (step, state placed as `shardings`, meta) of the newest step of `ckpt` that reads back;
+  None when there is no step. Each step's config is checked against `config` first (a
+  ConfigError is not a damaged step). The steps newer than the one restored are set aside once an
+  older one has read back, so that a failure of every step (a cause other than damage) moves
+  nothing."""
+  failed = []  # (step, error)
+  for step in ckpt.steps():
+    error = None
+    try:
+      saved = ckpt.saved_config(step)
+    except Exception as e:  # orbax and TensorStore raise plain Exceptions for unreadable files
+      error = e
+    if _everywhere(error is None):
+      check_config(saved, config, workdir)
+      try:
+        state, meta = ckpt.restore(step, abstract_state, shardings)
+      except Exception as e:
+        error = e
+    if not _everywhere(error is None):
+      failed.append((step, error))
+      _say(f"checkpoint step {step} in {workdir} is unreadable ({_brief(error)}); "
+           f"trying an older step")
+      continue
+    for bad, _ in failed:
+      where = ckpt.set_aside(bad)
+      _say(f"set aside unreadable step {bad} (now {where}); resuming from step {step}")
+    return step, state, meta
+  if failed:
+    raise UnreadableCheckpoints(
+        f"no checkpoint in {workdir}/checkpoints reads back: "
+        + "; ".join(f"step {s}: {_brief(e)}" for s, e in failed)
+        + ". Nothing was moved; fix or remove them, or use another --workdir")
+  return None
+
+
+def _brief(error) -> str:
+  if error is None:  # the read failed on another process
+    return "failed on another process"
+  text = str(error).splitlines()[0] if str(error) else ""
+  return f"{type(error).__name__}: {text[:300]}"
 
 
 def flat(config: ml_collections.ConfigDict, prefix: str = "") -> dict:

@@ -27,8 +27,17 @@ def _microbatches(batch: dict, count: int, mesh) -> dict:
 
 def make_train_step(objective, tx: optax.GradientTransformation, schedule, accum_steps: int,
                     trained_mask):
-  """-> train_step(state, batch) -> (state, metrics). With `accum_steps` > 1 the gradient is the
-  mean over microbatches, and the contrastive loss of each sees only its microbatch.
+  """-> train_step(state, batch) -> (state, metrics). With `accum_steps` > 1 the step is that of
+  the mean of the microbatches' losses: the gradient is the mean over microbatches, and the
+  contrastive loss of each sees only its microbatch.
+
+  BatchNorm under accumulation: each microbatch is normalised by its own statistics (as it would
+  be as a batch of its own), and the running averages move once per step, as without
+  accumulation: to the mean of the microbatches' updates, each made from the step's averages.
+  Their mean is then exactly the whole batch's; their variance is the mean variance within a
+  microbatch, which leaves out the spread of the microbatch means. (Updating once per
+  microbatch instead would make the averages forget `accum_steps` times faster per step.)
+
   `trained_mask` (bools like params): the gradients of frozen parameters are replaced by zeros at
   once, so that nothing uses them (not even the accumulation) and XLA never computes them."""
   value_and_grad = jax.value_and_grad(objective.loss, has_aux=True)
@@ -44,16 +53,17 @@ def make_train_step(objective, tx: optax.GradientTransformation, schedule, accum
       (_, (metrics, batch_stats)), grads = grad_fn(params, state["batch_stats"], batch, rng)
     else:
       def accumulate(carry, xs):
-        grads, batch_stats = carry
+        grads, stats_sum = carry
         index, micro = xs
-        (_, (metrics, batch_stats)), g = grad_fn(params, batch_stats, micro,
+        (_, (metrics, batch_stats)), g = grad_fn(params, state["batch_stats"], micro,
                                                  jax.random.fold_in(rng, index))
-        return (jax.tree.map(jnp.add, grads, g), batch_stats), metrics
-      zeros = jax.tree.map(jnp.zeros_like, params)
+        return (jax.tree.map(jnp.add, grads, g), jax.tree.map(jnp.add, stats_sum, batch_stats)), \
+            metrics
+      zeros = jax.tree.map(jnp.zeros_like, (params, state["batch_stats"]))
       micro = _microbatches(batch, accum_steps, objective.mesh)
       (grads, batch_stats), metrics = jax.lax.scan(
-          accumulate, (zeros, state["batch_stats"]), (jnp.arange(accum_steps), micro))
-      grads = jax.tree.map(lambda g: g / accum_steps, grads)
+          accumulate, zeros, (jnp.arange(accum_steps), micro))
+      grads, batch_stats = jax.tree.map(lambda x: x / accum_steps, (grads, batch_stats))
       metrics = jax.tree.map(jnp.mean, metrics)
     updates, opt_state = tx.update(grads, state["opt_state"], params)
     params = objective.constrain(optax.apply_updates(params, updates))
