@@ -184,4 +184,5 @@ def test_full_size_prefix_and_logits(clips):
                                 {"input_ids": torch.from_numpy(tokens)}).logits.numpy()
   prefix_error = np.abs(prefix - expected_prefix).max()
   logits_error = np.abs(logits - expected_logits).max()
+  # Measured 5.3e-5 (prefix) and 1.3e-5 (logits up to 7.6).
   assert prefix_error < 1e-4 and logits_error < 1e-4, (prefix_error, logits_error)
