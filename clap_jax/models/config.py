@@ -1,4 +1,4 @@
-"""Model configurations as data: the official 2023 model and tiny variants for tests."""
+"""Model configurations as data: the official 2023 model, and small variants for tests and demos."""
 import math
 
 import ml_collections
@@ -57,6 +57,7 @@ def clap_2023() -> ml_collections.ConfigDict:
   # 'last_token': pool at the last attended token (attention_mask), correct for new training.
   t.pooling = "msclap"
   t.remat = False  # rematerialise GPT-2 blocks in training
+  c.lock()  # a mistyped key is an error, not a new field
   return c
 
 
@@ -77,11 +78,34 @@ def tiny() -> ml_collections.ConfigDict:
   return c
 
 
+def small() -> ml_collections.ConfigDict:
+  """A few-MB CLAP for 1 s clips at 16 kHz, for the CPU demo and tests: a 64x64 spectrogram image
+  instead of 256x256, and two Swin stages instead of four (a deeper tower barely moves in the
+  few hundred steps a CPU demo affords)."""
+  m = tiny()
+  a = m.audio
+  a.sample_rate = a.mel_sample_rate = 16000
+  a.clip_seconds = 1
+  a.clip_samples = 16000
+  a.n_fft, a.hop_length = 512, 256  # 63 frames, resized to 64
+  a.fmax = 8000.0
+  a.spec_size = 64  # = mel_bins: one 64-frame image, no folding
+  a.embed_dim = 32
+  a.depths = (2, 2)
+  a.num_heads = (2, 4)
+  a.drop_path_rate = 0.0
+  a.spec_augment = False
+  m.text.pooling = "last_token"  # new training: pool at the real end of the text
+  m.text.dropout = 0.0
+  m.projection_dropout = 0.0
+  return m
+
+
 def clapcap() -> ml_collections.ConfigDict:
   """MS-CLAP's captioner (clapcap_weights_2023.pth) as msclap 1.3.4 builds it from
   config_clapcap.yml: the 2023 audio encoder and projection (`clap`), a mapper from the normalised
   embedding to 40 prefix embeddings (`clap_project`), and GPT-2 'gpt2' continuing them (`gpt`)."""
-  c = clap_2023()
+  c = clap_2023().unlock()
   del c.text, c.logit_scale_init  # clapcap keeps CLAP's audio encoder only
   m = c.mapper = ml_collections.ConfigDict()  # msclap.models.mapper.TransformerMapper
   m.prefix_length = 40  # prefix embeddings handed to GPT-2
@@ -99,6 +123,7 @@ def clapcap() -> ml_collections.ConfigDict:
   d.n_head = 12
   d.layer_norm_epsilon = 1e-5
   d.dropout = 0.1
+  c.lock()
   return c
 
 
@@ -106,8 +131,8 @@ def tiny_clapcap() -> ml_collections.ConfigDict:
   """clapcap's structure at test size. The vocabulary is GPT-2's first 4096 tokens (ids decode
   with the real tokenizer; the stop token, 220, is among them)."""
   c = clapcap()
-  small = tiny()
-  c.embed_dim, c.audio = small.embed_dim, small.audio
+  test_size = tiny()
+  c.embed_dim, c.audio = test_size.embed_dim, test_size.audio
   c.mapper.num_layers = 2
   d = c.decoder
   d.vocab_size = 4096
