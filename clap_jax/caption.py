@@ -1,6 +1,6 @@
 """Audio captions from clapcap, MS-CLAP's captioner, as msclap's CLAPWrapper.generate_caption makes them.
 
-    captioner = Captioner(model_config.clapcap(), variables, text.Tokenizer.load(text.GPT2_FILES))
+    captioner = encode.load("clapcap", checkpoint="clapcap_weights_2023.pth")  # -> caption.load
     captioner.caption(["dog.wav", "rain.ogg"])  # one string per input
 
 Audio is handled as by `encode.ClapEncoder.audio_embeddings` (any rate and channel count, short
@@ -18,11 +18,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from clap_jax import decoding, encode
+from clap_jax import audio as audio_lib
+from clap_jax import decoding, encode, weights
+from clap_jax import text as text_lib
+from clap_jax.convert import clapcap as convert_clapcap
+from clap_jax.models import config as model_config
 from clap_jax.models import gpt2
 from clap_jax.models.clapcap import ClapCap
 
 STOP_TEXT = " <|endoftext|>"  # msclap's stop_token; it stops on its first token
+
+
+def load(checkpoint: str | os.PathLike | None = None, tokenizer: str | os.PathLike | None = None,
+         *, dtype: str = "float32", long_audio: str = "windows", seed: int | None = None
+         ) -> "Captioner":
+  """clapcap for inference; the arguments are those of `encode.load` (which calls this for
+  version "clapcap"): `checkpoint` a clapcap .pth (converted on first use and cached), a converted
+  folder, 'random', or None for the hub's clapcap_weights_2023.pth."""
+  audio_lib.check_long_mode(long_audio, "long_audio")
+  config, variables = weights.load(checkpoint, model_config.clapcap(), version="clapcap",
+                                   seed=0 if seed is None else seed, cache=True)
+  if not convert_clapcap.is_clapcap(config):
+    raise ValueError(f"{checkpoint}: holds a CLAP model, not clapcap (load it with version '2023')")
+  config.dtype = dtype
+  return Captioner(config, variables, text_lib.Tokenizer.load(tokenizer or text_lib.GPT2_FILES),
+                   long_audio=long_audio, seed=seed)
 
 
 def generate(model: ClapCap, variables: dict, audio_embeddings: jax.Array, temperature=1.0, *,
@@ -74,21 +94,31 @@ class Captioner:
     self._encode_audio = jax.jit(embed)
     self._best_tokens = jax.jit(best_tokens, static_argnames=("beam_size", "max_length", "stop_token"))
 
-  # Audio handling shared with ClapEncoder: files or arrays -> windows -> (N, embed_dim) embeddings.
+  # ClapEncoder's audio handling, run on this object (it has the attributes that code reads:
+  # config, long_audio, _rng, _encode_audio).
   _prepare = encode.ClapEncoder._prepare  # pylint: disable=protected-access
   _batched = encode.ClapEncoder._batched  # pylint: disable=protected-access
-  audio_embeddings = encode.ClapEncoder.audio_embeddings
+
+  def audio_embeddings(self, items: Sequence, sample_rate: int | None = None,
+                       skip_errors: bool = False, channels_axis: int | None = None):
+    """Items -> (N, embed_dim) un-normalised embeddings: `encode.ClapEncoder.audio_embeddings`."""
+    # Until audio.open_audio (which takes `channels_axis`) is on this base, 2-D arrays are read
+    # channels last; with it, this is ClapEncoder's call with channels_axis passed on.
+    if channels_axis in (0, -2) and isinstance(items, (list, tuple)):
+      items = [np.swapaxes(x, 0, 1) if np.ndim(x) == 2 else x for x in items]
+    return encode.ClapEncoder.audio_embeddings(self, items, sample_rate, skip_errors)
 
   def caption(self, audio: Sequence, sample_rate: int | None = None, beam_size: int = 5,
-              max_length: int = 67, temperature: float = 1.0, skip_errors: bool = False):
-    """Files or 1-D arrays -> one caption per input (msclap's generate_caption; `max_length` is
-    its `entry_length`). With `skip_errors=True`: (captions of the usable items,
-    [(index, reason), ...]) as `audio_embeddings`."""
+              max_length: int = 67, temperature: float = 1.0, skip_errors: bool = False,
+              channels_axis: int | None = None):
+    """Files or arrays -> one caption per input (msclap's generate_caption; `max_length` is
+    its `entry_length`). Audio, `skip_errors` and `channels_axis` as `audio_embeddings`: with
+    `skip_errors=True` the result is (captions of the usable items, [(index, reason), ...])."""
     if isinstance(audio, (str, os.PathLike, np.ndarray)):
       raise TypeError("caption takes a list of paths or arrays, not a single item")
     if beam_size < 1 or max_length < 1:
       raise ValueError(f"beam_size and max_length must be >= 1, got {beam_size}, {max_length}")
-    result = self.audio_embeddings(audio, sample_rate, skip_errors)
+    result = self.audio_embeddings(audio, sample_rate, skip_errors, channels_axis)
     embeddings, skipped = result if skip_errors else (result, None)
     captions = []
     if len(embeddings):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from clap_jax import audio as audio_lib
-from clap_jax import caption
+from clap_jax import caption, convert, encode, weights
 from clap_jax import text as text_lib
 from clap_jax.convert import clapcap as convert_clapcap
 from clap_jax.convert.tensors import ConversionError
@@ -186,3 +186,59 @@ def test_full_size_prefix_and_logits(clips):
   logits_error = np.abs(logits - expected_logits).max()
   # Measured 5.3e-5 (prefix) and 1.3e-5 (logits up to 7.6).
   assert prefix_error < 1e-4 and logits_error < 1e-4, (prefix_error, logits_error)
+
+
+@pytest.fixture(scope="module")
+def loaded(captioning, config, tmp_path_factory):
+  """encode.load('clapcap') on a converted folder of the captioning reference."""
+  directory = tmp_path_factory.mktemp("clapcap_converted")
+  convert.save_variables(captioning[1], directory, config)
+  return encode.load("clapcap", checkpoint=directory)
+
+
+def test_encode_load_clapcap_captions_as_generate_caption(captioning, loaded, config, clips):
+  reference, _ = captioning
+  stereo = np.stack([clips["7 s"], clips["7 s"]])  # (2, n): channels first
+  ours = loaded.caption([clips["long_path"], clips["3 s"], stereo], sample_rate=RATE,
+                        channels_axis=0)
+  start = len(clips["long"]) // 3
+  wrapper = clapcap_wrapper(reference, config, text_lib.GPT2_FILES, clips, crop_start=start)
+  windows = audio_lib.clip_windows(clips["long"], config.audio.clip_samples)
+  expected = [wrapper._generate_beam(embed=_torch_prefix(reference, windows), beam_size=5)[0]  # pylint: disable=protected-access
+              .capitalize()] + wrapper.generate_caption(["3 s", "7 s"], resample=False)
+  assert ours == expected
+  np.testing.assert_allclose(loaded.audio_embeddings([stereo.T], sample_rate=RATE),
+                             loaded.audio_embeddings([clips["7 s"]], sample_rate=RATE), atol=1e-6)
+
+
+def test_encode_load_clapcap_errors_and_skip_errors(loaded, clips, tmp_path):
+  bad = tmp_path / "not_audio.wav"
+  bad.write_text("not a wav file")
+  with pytest.raises(audio_lib.AudioError, match="not_audio.wav: not a readable audio file"):
+    loaded.caption([clips["3 s"], bad], sample_rate=RATE, beam_size=1)
+  with pytest.raises(audio_lib.AudioError, match="item 1: 1 of 5 samples are NaN"):
+    loaded.caption([clips["3 s"], np.array([0, 0, np.nan, 0, 0], np.float32)], sample_rate=RATE)
+  captions, skipped = loaded.caption([bad, clips["3 s"]], sample_rate=RATE, beam_size=1,
+                                     skip_errors=True)
+  assert captions == loaded.caption([clips["3 s"]], sample_rate=RATE, beam_size=1)
+  assert [i for i, _ in skipped] == [0] and "not_audio.wav" in skipped[0][1]
+
+
+def test_weights_load_clapcap_checkpoints(reference, variables, config, tmp_path, monkeypatch):
+  """A clapcap .pth goes through convert.clapcap (and its cache); 'random' draws ClapCap's
+  variables; a CLAP folder is refused by encode.load('clapcap')."""
+  monkeypatch.setenv("CLAP_JAX_CACHE", str(tmp_path / "cache"))
+  path = tmp_path / "clapcap_tiny.pth"
+  torch.save({"model": reference.state_dict()}, path)
+  for cache in (False, True, True):  # the second cached load reads the saved conversion
+    loaded_config, loaded_variables = weights.load(path, config, cache=cache)
+    assert loaded_config is config
+    jax.tree.map(np.testing.assert_array_equal, loaded_variables, variables)
+  assert weights.HUB_FILES["clapcap"] == "clapcap_weights_2023.pth"
+  _, drawn = weights.load("random", config)
+  convert_clapcap.check_variables(drawn, config, "random")
+  clap_folder = tmp_path / "clap"
+  convert.save_variables(weights.random_variables(model_config.tiny()), clap_folder,
+                         model_config.tiny())
+  with pytest.raises(ValueError, match="holds a CLAP model, not clapcap"):
+    encode.load("clapcap", checkpoint=clap_folder)

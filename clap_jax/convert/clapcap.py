@@ -16,16 +16,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from clap_jax.convert import load_state_dict
+from clap_jax.convert.files import load_state_dict
 from clap_jax.convert.gpt2 import gpt2_params
 from clap_jax.convert.htsat import htsat_variables
-from clap_jax.convert.tensors import ConversionError, StateReader, layer_norm, linear
+from clap_jax.convert.tensors import StateReader, check_tree, layer_norm, linear, projection
 
 
-def _projection(reader: StateReader, prefix: str) -> dict:
-  return {"linear1": linear(reader, prefix + ".linear1", bias=False),
-          "linear2": linear(reader, prefix + ".linear2", bias=False),
-          "layer_norm": layer_norm(reader, prefix + ".layer_norm")}
+def is_clapcap(config: ml_collections.ConfigDict) -> bool:
+  """Whether a model config describes clapcap (models.config.clapcap) rather than a CLAP."""
+  return "mapper" in config
 
 
 def _mapper(reader: StateReader, prefix: str, config) -> dict:
@@ -55,7 +54,7 @@ def convert_state_dict(state: dict[str, np.ndarray], config: ml_collections.Conf
   if gpt["wte"]["embedding"] is not None:  # GPT2LMHeadModel's head is the token embedding
     reader.check_buffer("gpt.lm_head.weight", gpt["wte"]["embedding"], atol=0)
   variables = {
-      "params": {"clap": {"htsat": audio["params"], "projection": _projection(reader, "clap.projection")},
+      "params": {"clap": {"htsat": audio["params"], "projection": projection(reader, "clap.projection")},
                  "clap_project": _mapper(reader, "clap_project", config.mapper),
                  "gpt": gpt},
       "batch_stats": {"clap": {"htsat": audio["batch_stats"]}},
@@ -80,13 +79,4 @@ def abstract_variables(config: ml_collections.ConfigDict) -> dict:
 
 def check_variables(variables: dict, config: ml_collections.ConfigDict, source: str) -> None:
   """Every leaf ClapCap(config) declares is present with its shape, and nothing else."""
-  expected = {jax.tree_util.keystr(p): v.shape
-              for p, v in jax.tree_util.tree_leaves_with_path(abstract_variables(config))}
-  got = {jax.tree_util.keystr(p): np.shape(v)
-         for p, v in jax.tree_util.tree_leaves_with_path(variables)}
-  problems = [f"not filled: {k}" for k in sorted(set(expected) - set(got))]
-  problems += [f"not in the model: {k}" for k in sorted(set(got) - set(expected))]
-  problems += [f"{k}: shape {got[k]}, model expects {expected[k]}"
-               for k in sorted(set(got) & set(expected)) if tuple(got[k]) != tuple(expected[k])]
-  if problems:
-    raise ConversionError(f"{source} does not fit the model: " + "; ".join(problems))
+  check_tree(variables, abstract_variables(config), source)
