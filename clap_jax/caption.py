@@ -120,11 +120,16 @@ class Captioner:
       raise ValueError(f"beam_size and max_length must be >= 1, got {beam_size}, {max_length}")
     result = self.audio_embeddings(audio, sample_rate, skip_errors, channels_axis)
     embeddings, skipped = result if skip_errors else (result, None)
-    captions = []
-    if len(embeddings):
-      fn = functools.partial(self._best_tokens, temperature=np.float32(temperature),
-                             beam_size=beam_size, max_length=max_length, stop_token=self.stop_token)
-      # _batched returns float32, exact for token ids (< 2 ** 24).
-      for row in self._batched(fn, embeddings):
-        captions.append(self.tokenizer.decode(row[row >= 0].astype(np.int64)).capitalize())
+    captions = self.captions_of(embeddings, beam_size, max_length, temperature)
     return (captions, skipped) if skip_errors else captions
+
+  def captions_of(self, embeddings: np.ndarray, beam_size: int = 5, max_length: int = 67,
+                  temperature: float = 1.0) -> list[str]:
+    """(N, embed_dim) audio embeddings (as `audio_embeddings` makes them) -> N captions."""
+    if not len(embeddings):
+      return []
+    fn = functools.partial(self._best_tokens, temperature=np.float32(temperature),
+                           beam_size=beam_size, max_length=max_length, stop_token=self.stop_token)
+    # _batched returns float32, exact for token ids (< 2 ** 24).
+    return [self.tokenizer.decode(row[row >= 0].astype(np.int64)).capitalize()
+            for row in self._batched(fn, np.asarray(embeddings, np.float32))]

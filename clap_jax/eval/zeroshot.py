@@ -72,11 +72,13 @@ def settings() -> ml_collections.ConfigDict:
   c.data_dir = "data"  # relative source roots and shard patterns are found here
   # Per task: its source spec (tasks.py; `kind` chooses the reader) and prompt templates
   # (several: ensembling). Label aliases are part of the task, not settings.
+  zero_shot = {name: task for name, task in tasks_lib.TASKS.items()
+               if task.kind in tasks_lib.ZERO_SHOT}
   c.sources = ml_collections.ConfigDict(
       {name: {k: v for k, v in task.source.items() if k != "aliases"}
-       for name, task in tasks_lib.TASKS.items()})
+       for name, task in zero_shot.items()})
   c.templates = ml_collections.ConfigDict(
-      {name: tuple(task.templates) for name, task in tasks_lib.TASKS.items()})
+      {name: tuple(task.templates) for name, task in zero_shot.items()})
   c.batch_size = 64  # clips (windows) per step, over all devices
   c.text_batch_size = 256
   c.long_mode = "windows"  # clip longer than the model's: one of clap_jax.audio.LONG_MODES
@@ -113,6 +115,9 @@ class ZeroShotEvaluator:
                long_mode: str = "windows", workers: int = 4, progress: bool = True):
     audio_lib.check_long_mode(long_mode)
     tasks = [tasks_lib.get(t) if isinstance(t, str) else t for t in tasks]
+    other = [t.name for t in tasks if t.kind not in tasks_lib.ZERO_SHOT]
+    if other:
+      raise ValueError(f"{other}: not zero-shot tasks (captioning is clap_jax.eval.captioning)")
     templates = dict(templates or {})
     # Settings of registered tasks left out of this run are fine; an unknown name is a typo.
     unknown = (set(templates) | set(sources or {})) - {t.name for t in tasks} - set(tasks_lib.TASKS)
