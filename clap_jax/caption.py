@@ -94,19 +94,10 @@ class Captioner:
     self._encode_audio = jax.jit(embed)
     self._best_tokens = jax.jit(best_tokens, static_argnames=("beam_size", "max_length", "stop_token"))
 
-  # ClapEncoder's audio handling, run on this object (it has the attributes that code reads:
-  # config, long_audio, _rng, _encode_audio).
-  _prepare = encode.ClapEncoder._prepare  # pylint: disable=protected-access
+  # ClapEncoder's audio handling (audio.open_audio's contract), run on this object: it has the
+  # attributes that code reads (config, long_audio, _rng, _encode_audio).
   _batched = encode.ClapEncoder._batched  # pylint: disable=protected-access
-
-  def audio_embeddings(self, items: Sequence, sample_rate: int | None = None,
-                       skip_errors: bool = False, channels_axis: int | None = None):
-    """Items -> (N, embed_dim) un-normalised embeddings: `encode.ClapEncoder.audio_embeddings`."""
-    # Until audio.open_audio (which takes `channels_axis`) is on this base, 2-D arrays are read
-    # channels last; with it, this is ClapEncoder's call with channels_axis passed on.
-    if channels_axis in (0, -2) and isinstance(items, (list, tuple)):
-      items = [np.swapaxes(x, 0, 1) if np.ndim(x) == 2 else x for x in items]
-    return encode.ClapEncoder.audio_embeddings(self, items, sample_rate, skip_errors)
+  audio_embeddings = encode.ClapEncoder.audio_embeddings
 
   def caption(self, audio: Sequence, sample_rate: int | None = None, beam_size: int = 5,
               max_length: int = 67, temperature: float = 1.0, skip_errors: bool = False,
