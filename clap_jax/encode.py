@@ -33,11 +33,12 @@ BATCH_SIZES = (1, 8, 32)
 
 def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
          tokenizer: str | os.PathLike | None = None, *, dtype: str = "float32",
-         long_audio: str = "windows", seed: int | None = None) -> "ClapEncoder":
-  """Loads MS-CLAP weights for inference.
+         long_audio: str = "windows", seed: int | None = None):
+  """Loads MS-CLAP weights for inference: a ClapEncoder, or for "clapcap" a caption.Captioner
+  (`caption(items)`, `audio_embeddings(items)`).
 
   Args:
-    version: the msclap model ("2023").
+    version: the msclap model ("2023", or "clapcap", the captioner).
     checkpoint: an msclap `.pth`/`.safetensors` file (converted on first use and cached under
       $CLAP_JAX_CACHE or ~/.cache/clap_jax), a directory written by
       `clap_jax.convert.save_variables`, a training workdir, or 'random'; None downloads the
@@ -50,6 +51,10 @@ def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
   """
   if version not in weights.HUB_FILES:
     raise ValueError(f"version must be one of {sorted(weights.HUB_FILES)}, got {version!r}")
+  if version == "clapcap":
+    # Imported here: caption imports this module.
+    from clap_jax import caption  # pylint: disable=g-import-not-at-top
+    return caption.load(checkpoint, tokenizer, dtype=dtype, long_audio=long_audio, seed=seed)
   audio_lib.check_long_mode(long_audio, "long_audio")
   config, variables = weights.load(checkpoint, model_config.clap_2023(), version=version,
                                    seed=0 if seed is None else seed, cache=True)

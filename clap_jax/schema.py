@@ -12,7 +12,7 @@ import ml_collections
 from absl import flags
 
 from clap_jax import text
-from clap_jax.eval import zeroshot
+from clap_jax.eval import captioning, zeroshot
 from clap_jax.models import config as model_config
 from clap_jax.train import objectives
 
@@ -92,9 +92,11 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
 
 
 def evaluation() -> ml_collections.ConfigDict:
-  """Defaults of every key of launch/eval.py: the zero-shot evaluator's settings, the model config
-  for an msclap file or `--checkpoint random` (a converted folder or a workdir carries its own)."""
+  """Defaults of every key of launch/eval.py: the zero-shot evaluator's settings, the captioning
+  evaluator's (`captioning`, run instead for a clapcap model), the model config for an msclap
+  file or `--checkpoint random` (a converted folder or a workdir carries its own)."""
   c = zeroshot.settings()
+  c.captioning = captioning.settings()
   c.model = model_config.clap_2023()
   c.tokenizer = str(text.GPT2_FILES)  # a folder with vocab.json and merges.txt, or a hub name
   c.mesh = mesh(data=-1, fsdp=1)  # evaluation: data parallel

@@ -46,6 +46,14 @@ class Tokenizer:
       raise ValueError(f"{dir_or_name}: '!' has id {hf.pad_token_id}, msclap's pooling needs 0")
     return cls(hf, context_length)
 
+  def encode(self, text: str) -> list[int]:
+    """Token ids of `text` as it is (nothing appended)."""
+    return self._hf.encode(text)
+
+  def decode(self, ids: Sequence[int]) -> str:
+    """Text of token ids, spaces as the tokens have them (no clean-up before punctuation)."""
+    return self._hf.decode(list(ids), clean_up_tokenization_spaces=False)
+
   def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """texts -> {'input_ids', 'attention_mask'}, each (B, context_length) int32."""
     if isinstance(texts, str):

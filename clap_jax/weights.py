@@ -18,9 +18,10 @@ import ml_collections
 import numpy as np
 
 from clap_jax import convert
+from clap_jax.convert import clapcap as convert_clapcap
 
 HUB_REPO = "microsoft/msclap"
-HUB_FILES = {"2023": "CLAP_weights_2023.pth"}
+HUB_FILES = {"2023": "CLAP_weights_2023.pth", "clapcap": "clapcap_weights_2023.pth"}
 
 
 def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.ConfigDict, *,
@@ -35,8 +36,7 @@ def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.Conf
     return model_config, random_variables(model_config, seed)
   path = pathlib.Path(checkpoint)
   if path.is_file():
-    return model_config, (_cached_conversion if cache else convert.convert_checkpoint)(
-        path, model_config)
+    return model_config, (_cached_conversion if cache else convert_checkpoint)(path, model_config)
   if (path / "checkpoints").is_dir():
     from clap_jax.train import checkpoint as train_checkpoint  # pylint: disable=g-import-not-at-top
     return train_checkpoint.load_inference_variables(path)
@@ -47,7 +47,9 @@ def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.Conf
 
 
 def random_variables(model_config: ml_collections.ConfigDict, seed: int = 0) -> dict:
-  """Freshly initialised CLAP variables, as host numpy."""
+  """Freshly initialised CLAP (or clapcap) variables, as host numpy."""
+  if convert_clapcap.is_clapcap(model_config):
+    return _random_clapcap(model_config, seed)
   from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
   a, t = model_config.audio, model_config.text
   keys = jax.random.split(jax.random.key(seed))
@@ -55,6 +57,22 @@ def random_variables(model_config: ml_collections.ConfigDict, seed: int = 0) -> 
       {"params": keys[0], "dropout": keys[1]}, np.zeros((1, a.clip_samples), np.float32),
       np.zeros((1, t.context_length), np.int32), np.ones((1, t.context_length), np.int32))
   return jax.tree.map(np.asarray, variables)
+
+
+def _random_clapcap(model_config: ml_collections.ConfigDict, seed: int) -> dict:
+  from clap_jax.models.clapcap import ClapCap  # pylint: disable=g-import-not-at-top
+  keys = jax.random.split(jax.random.key(seed))
+  variables = jax.jit(ClapCap(model_config).init)(
+      {"params": keys[0], "dropout": keys[1]},
+      np.zeros((1, model_config.audio.clip_samples), np.float32), np.zeros((1, 1), np.int32))
+  return jax.tree.map(np.asarray, variables)
+
+
+def convert_checkpoint(path: pathlib.Path, model_config: ml_collections.ConfigDict) -> dict:
+  """An msclap file converted by the table of the model `model_config` describes."""
+  if convert_clapcap.is_clapcap(model_config):
+    return convert_clapcap.convert_checkpoint(path, model_config)
+  return convert.convert_checkpoint(path, model_config)
 
 
 def cache_dir() -> pathlib.Path:
@@ -68,7 +86,7 @@ def _cached_conversion(checkpoint: pathlib.Path, config: ml_collections.ConfigDi
   cached = cache_dir() / key[:16]
   if (cached / convert.VARIABLES_FILE).is_file():
     return convert.load_variables(cached)[1]
-  variables = convert.convert_checkpoint(checkpoint, config)
+  variables = convert_checkpoint(checkpoint, config)
   convert.save_variables(variables, cached, config)
   return variables
 

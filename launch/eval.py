@@ -1,9 +1,12 @@
-r"""Zero-shot evaluation of a checkpoint: results.json, results.md and one plot per task.
+r"""Zero-shot evaluation of a checkpoint: results.json, results.md and one plot per task; for a
+clapcap checkpoint, captioning evaluation: results.json, results.md and captions.jsonl.
 
   python launch/eval.py --config configs/zeroshot.py --checkpoint CLAP_weights_2023.pth \
       --workdir /tmp/zeroshot
   python launch/eval.py --config configs/zeroshot.py:shared,tiny --checkpoint random \
       --workdir /tmp/zeroshot_plumbing
+  python launch/eval.py --config configs/captioning.py --checkpoint clapcap_weights_2023.pth \
+      --workdir /tmp/captioning
 
 --checkpoint: an msclap .pth/.safetensors file, a folder written by clap_jax.convert.save_variables,
 a training workdir (its latest checkpoint), or `random` (freshly initialised, for the plumbing):
@@ -35,20 +38,28 @@ def main(argv):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU clusters and tests
     jax.distributed.initialize()
   from clap_jax import sharding, weights  # pylint: disable=g-import-not-at-top
-  from clap_jax.eval import report, zeroshot  # pylint: disable=g-import-not-at-top
+  from clap_jax.convert import clapcap as convert_clapcap  # pylint: disable=g-import-not-at-top
+  from clap_jax.eval import captioning, report, zeroshot  # pylint: disable=g-import-not-at-top
   from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
   from clap_jax.text import Tokenizer  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
   model_config, variables = weights.load(_CHECKPOINT.value, config.model, seed=config.seed)
   model_config.dtype = config.model.dtype
+  name = _NAME.value or pathlib.Path(_CHECKPOINT.value).name
+  if convert_clapcap.is_clapcap(model_config):
+    results = captioning.from_settings(model_config, config.captioning,
+                                       tokenizer=Tokenizer.load(config.tokenizer)).evaluate(variables)
+    if jax.process_index() == 0:
+      captioning.write(results, _WORKDIR.value, model_name=name)
+      print(captioning.markdown(results, name))
+    return
   model = CLAP(model_config)
   evaluator = zeroshot.from_settings(
       model, config, sharding.make_mesh(config.mesh),
       tokenizer=Tokenizer.load(config.tokenizer, model_config.text.context_length))
   results = evaluator.evaluate(variables)
   if jax.process_index() == 0:
-    name = _NAME.value or pathlib.Path(_CHECKPOINT.value).name
     report.write(results, _WORKDIR.value, model_name=name)
     print(report.markdown(results, name))
 

@@ -10,13 +10,7 @@ import numpy as np
 from clap_jax.convert.files import load_state_dict
 from clap_jax.convert.gpt2 import gpt2_params
 from clap_jax.convert.htsat import htsat_variables
-from clap_jax.convert.tensors import ConversionError, StateReader, layer_norm, linear
-
-
-def _projection(reader: StateReader, prefix: str) -> dict:
-  return {"linear1": linear(reader, prefix + ".linear1", bias=False),
-          "linear2": linear(reader, prefix + ".linear2", bias=False),
-          "layer_norm": layer_norm(reader, prefix + ".layer_norm")}
+from clap_jax.convert.tensors import StateReader, check_tree, projection
 
 
 def convert_state_dict(state: dict[str, np.ndarray], config: ml_collections.ConfigDict,
@@ -28,9 +22,9 @@ def convert_state_dict(state: dict[str, np.ndarray], config: ml_collections.Conf
   variables = {
       "params": {
           "audio_encoder": {"htsat": audio["params"],
-                            "projection": _projection(reader, "audio_encoder.projection")},
+                            "projection": projection(reader, "audio_encoder.projection")},
           "caption_encoder": {"gpt2": gpt2_params(reader, "caption_encoder.base.", config.text),
-                              "projection": _projection(reader, "caption_encoder.projection")},
+                              "projection": projection(reader, "caption_encoder.projection")},
           "logit_scale": None if logit_scale is None else np.reshape(logit_scale, ()),
       },
       "batch_stats": {"audio_encoder": {"htsat": audio["batch_stats"]}},
@@ -42,16 +36,7 @@ def convert_state_dict(state: dict[str, np.ndarray], config: ml_collections.Conf
 
 def check_against_model(variables: dict, config: ml_collections.ConfigDict, source: str) -> None:
   """Every leaf the model declares is present with its shape, and nothing else."""
-  expected = {jax.tree_util.keystr(p): v.shape
-              for p, v in jax.tree_util.tree_leaves_with_path(abstract_variables(config))}
-  got = {jax.tree_util.keystr(p): np.shape(v)
-         for p, v in jax.tree_util.tree_leaves_with_path(variables)}
-  problems = [f"not filled: {k}" for k in sorted(set(expected) - set(got))]
-  problems += [f"not in the model: {k}" for k in sorted(set(got) - set(expected))]
-  problems += [f"{k}: shape {got[k]}, model expects {expected[k]}"
-               for k in sorted(set(got) & set(expected)) if tuple(got[k]) != tuple(expected[k])]
-  if problems:
-    raise ConversionError(f"{source} does not fit the model: " + "; ".join(problems))
+  check_tree(variables, abstract_variables(config), source)
 
 
 def abstract_variables(config: ml_collections.ConfigDict) -> dict:

@@ -64,6 +64,7 @@ def load_variables(directory: str | os.PathLike) -> tuple[ml_collections.ConfigD
       raise FileNotFoundError(f"{directory}: no {name} (not a converted clap_jax tree)")
   config = ml_collections.ConfigDict(json.loads((directory / CONFIG_FILE).read_text()))
   variables = flax.serialization.msgpack_restore((directory / VARIABLES_FILE).read_bytes())
-  from clap_jax.convert import clap  # pylint: disable=g-import-not-at-top
-  clap.check_against_model(variables, config, str(directory))
+  from clap_jax.convert import clap, clapcap  # pylint: disable=g-import-not-at-top
+  check = clapcap.check_variables if clapcap.is_clapcap(config) else clap.check_against_model
+  check(variables, config, str(directory))
   return config, variables

@@ -1,6 +1,7 @@
 """Reading a PyTorch state dict key by key, so that nothing is silently missed or left over."""
 from collections.abc import Mapping
 
+import jax
 import numpy as np
 
 
@@ -94,6 +95,27 @@ def batch_norm(reader: StateReader, prefix: str) -> tuple[dict, dict]:
   params = {"scale": reader.take(prefix + ".weight"), "bias": reader.take(prefix + ".bias")}
   stats = {"mean": reader.take(prefix + ".running_mean"), "var": reader.take(prefix + ".running_var")}
   return params, stats
+
+
+def projection(reader: StateReader, prefix: str) -> dict:
+  """msclap's Projection (two bias-free Linears and a LayerNorm) -> its flax twin."""
+  return {"linear1": linear(reader, prefix + ".linear1", bias=False),
+          "linear2": linear(reader, prefix + ".linear2", bias=False),
+          "layer_norm": layer_norm(reader, prefix + ".layer_norm")}
+
+
+def check_tree(variables: dict, expected: dict, source: str) -> None:
+  """Every leaf of `expected` (the model's abstract variables) is in `variables` with its shape,
+  and nothing else."""
+  want = {jax.tree_util.keystr(p): v.shape for p, v in jax.tree_util.tree_leaves_with_path(expected)}
+  got = {jax.tree_util.keystr(p): np.shape(v)
+         for p, v in jax.tree_util.tree_leaves_with_path(variables)}
+  problems = [f"not filled: {k}" for k in sorted(set(want) - set(got))]
+  problems += [f"not in the model: {k}" for k in sorted(set(got) - set(want))]
+  problems += [f"{k}: shape {got[k]}, model expects {want[k]}"
+               for k in sorted(set(got) & set(want)) if tuple(got[k]) != tuple(want[k])]
+  if problems:
+    raise ConversionError(f"{source} does not fit the model: " + "; ".join(problems))
 
 
 def _t(w):

@@ -7,13 +7,15 @@ below and the rest are its settings (`defaults(type)`). Every evaluator yields
   zeroshot  clap_jax.eval.zeroshot over registry tasks (`tasks`, `data_dir`, `sources`,
             `templates`, ...); the task 'demo' is clap_jax.data.demo's held-out clips.
   heads     clap_jax.eval.heads: the audio multi-task heads on their held-out shards.
+  captioning  clap_jax.eval.captioning: captions of a clapcap model scored on the registry's
+            captioning tasks (`tasks`, `data_dir`, `sources`, `beam_size`, `max_length`, ...).
 """
 import jax
 import ml_collections
 
 from clap_jax.data import demo
 from clap_jax.data.items import Item
-from clap_jax.eval import heads, sources as sources_lib, tasks as tasks_lib, zeroshot
+from clap_jax.eval import captioning, heads, sources as sources_lib, tasks as tasks_lib, zeroshot
 from clap_jax.text import Tokenizer
 
 
@@ -28,6 +30,10 @@ def defaults(kind: str) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.tasks = ()  # names in config.tasks, each with held-out shards
     c.batch_size = 64
+  elif kind == "captioning":
+    c = captioning.settings()
+    c.tasks = ()  # none: evaluation off
+    c.data_dir = "."
   else:
     raise ValueError(f"unknown evaluator type {kind!r}: one of {TYPES}")
   c.type = kind
@@ -73,7 +79,13 @@ def _heads(entry, config, objective, mesh):
                               clip_samples=config.model.audio.clip_samples)
 
 
-_BUILDERS = {"zeroshot": _zeroshot, "heads": _heads}
+def _captioning(entry, config, objective, mesh):
+  del mesh  # each process decodes its share of the clips on its own devices
+  return captioning.from_settings(objective.model.config, entry, progress=False,
+                                  tokenizer=Tokenizer.load(config.tokenizer))
+
+
+_BUILDERS = {"zeroshot": _zeroshot, "heads": _heads, "captioning": _captioning}
 TYPES = tuple(_BUILDERS)
 
 

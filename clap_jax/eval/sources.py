@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from clap_jax.data.items import Item
-from clap_jax.eval.tasks import RETRIEVAL, Task
+from clap_jax.eval.tasks import CAPTIONING, RETRIEVAL, Task
 
 
 class MissingData(Exception):
@@ -77,8 +77,8 @@ def open_source(task: Task, overrides: Mapping | Source | None = None, data_dir:
   except TypeError as e:
     raise ValueError(f"{task.name}: bad {kind} source spec {spec}: {e}") from None
   source = readers[kind](task, data_dir, **spec)
-  if task.kind == RETRIEVAL and source.max_captions == 0:
-    raise SourceError(f"{task.name}: a retrieval task needs captions; the source has none")
+  if task.kind in (RETRIEVAL, CAPTIONING) and source.max_captions == 0:
+    raise SourceError(f"{task.name}: a {task.kind} task needs captions; the source has none")
   return source
 
 

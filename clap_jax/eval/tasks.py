@@ -1,4 +1,5 @@
-"""The zero-shot task registry: per task its labels, prompt templates, metric and data source.
+"""The task registry: per task its labels, prompt templates, metric and data source (the zero-shot
+tasks, and the captioning tasks that clap_jax.eval.captioning scores).
 
 The tasks of Elizalde, Deshmukh & Wang 2023 (Table 2, zero-shot), assembled from the paper and the
 datasets' own documentation. Where we were unsure, the task's `note` says so and the report prints
@@ -13,6 +14,8 @@ from clap_jax import text
 SINGLE_LABEL = "single_label"  # metric: top-1 (and top-5) accuracy
 MULTI_LABEL = "multi_label"  # metric: macro mAP
 RETRIEVAL = "retrieval"  # metric: R@1/5/10, mAP@10, audio-to-text and text-to-audio
+CAPTIONING = "captioning"  # metric: SPIDEr, CIDEr-D, SPICE, BLEU-4, METEOR, ROUGE-L of generated captions
+ZERO_SHOT = (SINGLE_LABEL, MULTI_LABEL, RETRIEVAL)  # the kinds clap_jax.eval.zeroshot scores
 
 DEFAULT_TEMPLATES = (text.DEFAULT_TEMPLATE,)
 
@@ -22,18 +25,19 @@ class Task:
   name: str  # registry key, config key, results.json key
   title: str  # column header in the markdown table
   group: str  # the paper's task family
-  kind: str  # SINGLE_LABEL | MULTI_LABEL | RETRIEVAL
-  labels: tuple[str, ...]  # canonical class names, in index order; empty for retrieval
+  kind: str  # SINGLE_LABEL | MULTI_LABEL | RETRIEVAL | CAPTIONING
+  labels: tuple[str, ...]  # canonical class names, in index order; empty for retrieval, captioning
   source: Mapping  # default data source: {'kind': 'folder' | 'tfds' | 'shards', ...}
   templates: tuple[str, ...] = DEFAULT_TEMPLATES  # several -> prompt ensembling
   in_paper: bool = True
   note: str = ""
 
   def __post_init__(self):
-    if self.kind not in (SINGLE_LABEL, MULTI_LABEL, RETRIEVAL):
+    if self.kind not in ZERO_SHOT + (CAPTIONING,):
       raise ValueError(f"{self.name}: unknown task kind {self.kind!r}")
-    if (self.kind == RETRIEVAL) != (not self.labels):
-      raise ValueError(f"{self.name}: retrieval tasks have no labels, classification tasks need them")
+    if (self.kind in (RETRIEVAL, CAPTIONING)) != (not self.labels):
+      raise ValueError(f"{self.name}: retrieval tasks have no labels (nor captioning tasks), "
+                       "classification tasks need them")
     if len(set(self.labels)) != len(self.labels):
       raise ValueError(f"{self.name}: duplicate labels")
     for template in self.templates:
@@ -175,6 +179,12 @@ _TASKS = [
     Task("clotho", "Clotho", "Retrieval", RETRIEVAL, (),
          {"kind": "folder", "layout": "clotho", "root": "clotho",
           "captions": "clotho_captions_evaluation.csv", "audio": "evaluation"}),
+    # Captioning (clap_jax.eval.captioning): each clip's caption against its 5 references.
+    Task("audiocaps_captioning", "AudioCaps", "Audio Captioning", CAPTIONING, (),
+         _shards("audiocaps"), note="the test split's shards, as the retrieval task reads them"),
+    Task("clotho_captioning", "Clotho", "Audio Captioning", CAPTIONING, (),
+         {"kind": "folder", "layout": "clotho", "root": "clotho",
+          "captions": "clotho_captions_evaluation.csv", "audio": "evaluation"}),
     # Not in the paper: a small real speech task whose data ships with the tests.
     Task("fsdd", "FSDD", "Keyword Spotting", SINGLE_LABEL, _DIGITS,
          {"kind": "folder", "layout": "fsdd", "root": "free-spoken-digit-dataset/recordings",
@@ -191,5 +201,6 @@ def get(name: str) -> Task:
   return TASKS[name]
 
 
-def paper_tasks() -> list[str]:
-  return [name for name, task in TASKS.items() if task.in_paper]
+def paper_tasks(kinds: tuple[str, ...] = ZERO_SHOT) -> list[str]:
+  """The paper's tasks of `kinds` (by default the zero-shot ones)."""
+  return [name for name, task in TASKS.items() if task.in_paper and task.kind in kinds]

@@ -113,6 +113,9 @@ class ZeroShotEvaluator:
                long_mode: str = "windows", workers: int = 4, progress: bool = True):
     audio_lib.check_long_mode(long_mode)
     tasks = [tasks_lib.get(t) if isinstance(t, str) else t for t in tasks]
+    other = [t.name for t in tasks if t.kind not in tasks_lib.ZERO_SHOT]
+    if other:
+      raise ValueError(f"{other}: not zero-shot tasks (captioning is clap_jax.eval.captioning)")
     templates = dict(templates or {})
     # Settings of registered tasks left out of this run are fine; an unknown name is a typo.
     unknown = (set(templates) | set(sources or {})) - {t.name for t in tasks} - set(tasks_lib.TASKS)

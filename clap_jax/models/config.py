@@ -99,3 +99,45 @@ def small() -> ml_collections.ConfigDict:
   m.text.dropout = 0.0
   m.projection_dropout = 0.0
   return m
+
+
+def clapcap() -> ml_collections.ConfigDict:
+  """MS-CLAP's captioner (clapcap_weights_2023.pth) as msclap 1.3.4 builds it from
+  config_clapcap.yml: the 2023 audio encoder and projection (`clap`), a mapper from the normalised
+  embedding to 40 prefix embeddings (`clap_project`), and GPT-2 'gpt2' continuing them (`gpt`)."""
+  c = clap_2023().unlock()
+  del c.text, c.logit_scale_init  # clapcap keeps CLAP's audio encoder only
+  m = c.mapper = ml_collections.ConfigDict()  # msclap.models.mapper.TransformerMapper
+  m.prefix_length = 40  # prefix embeddings handed to GPT-2
+  m.clip_length = 40  # embeddings the Linear makes from the audio embedding
+  m.num_layers = 8
+  m.num_heads = 8  # fixed in msclap (Transformer(dim_embedding, 8, num_layers))
+  m.mlp_ratio = 2.0
+  m.layer_norm_epsilon = 1e-5
+  m.normalize_prefix = True  # the audio embedding is L2-normalised before the mapper
+  d = c.decoder = ml_collections.ConfigDict()  # GPT2LMHeadModel 'gpt2'
+  d.vocab_size = 50257
+  d.n_positions = 1024
+  d.n_embd = 768
+  d.n_layer = 12
+  d.n_head = 12
+  d.layer_norm_epsilon = 1e-5
+  d.dropout = 0.1
+  c.lock()
+  return c
+
+
+def tiny_clapcap() -> ml_collections.ConfigDict:
+  """clapcap's structure at test size. The vocabulary is GPT-2's first 4096 tokens (ids decode
+  with the real tokenizer; the stop token, 220, is among them)."""
+  c = clapcap()
+  test_size = tiny()
+  c.embed_dim, c.audio = test_size.embed_dim, test_size.audio
+  c.mapper.num_layers = 2
+  d = c.decoder
+  d.vocab_size = 4096
+  d.n_positions = 128  # >= prefix_length + the default max_length of 67
+  d.n_embd = 64
+  d.n_layer = 2
+  d.n_head = 2
+  return c

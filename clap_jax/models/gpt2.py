@@ -1,4 +1,5 @@
-"""GPT-2 as transformers' GPT2Model computes it: the text tower of CLAP 2023.
+"""GPT-2 as transformers' GPT2Model computes it: the text tower of CLAP 2023, and (with the tied
+language-model head of GPT2LMHeadModel and a key/value cache for decoding) clapcap's decoder.
 
 Submodule names mirror the torch state dict (`h.0.attn.c_attn` -> `h_0/attn/c_attn`), so that
 conversion is a table (clap_jax/convert/gpt2.py).
@@ -9,17 +10,43 @@ import jax.numpy as jnp
 import ml_collections
 
 
+def init_cache(config: ml_collections.ConfigDict, batch: int, length: int,
+               dtype: jnp.dtype = jnp.float32) -> dict:
+  """Zero keys and values for `length` positions: the 'cache' collection that
+  `GPT2(..., cache_index=...)` reads and extends."""
+  if length > config.n_positions:
+    raise ValueError(f"a cache of {length} positions, but GPT-2 has only {config.n_positions}")
+  shape = (batch, length, config.n_head, config.n_embd // config.n_head)
+  return {f"h_{i}": {"attn": {"key": jnp.zeros(shape, dtype), "value": jnp.zeros(shape, dtype)}}
+          for i in range(config.n_layer)}
+
+
+def _no_cache():
+  raise ValueError("decoding reads the 'cache' collection: pass gpt2.init_cache(...) as "
+                   "variables['cache'] and apply with mutable=['cache']")
+
+
 class Attention(nn.Module):
   """Causal multi-head self-attention with one fused q/k/v projection."""
   config: ml_collections.ConfigDict
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask, train: bool):
+  def __call__(self, x, mask, train: bool, cache_index=None):
     c = self.config
     qkv = nn.Dense(3 * c.n_embd, dtype=self.dtype, name="c_attn")(x)
     # (B, L, 3 * D) -> 3 x (B, L, heads, D / heads)
     q, k, v = jnp.split(qkv.reshape(*x.shape[:2], 3 * c.n_head, -1), 3, axis=2)
+    if cache_index is not None:
+      # Decoding: the L new keys/values are written at cache_index; each query sees the cached
+      # positions up to its own. (B, L, heads, D / heads) -> (B, capacity, heads, D / heads)
+      key, value = self.variable("cache", "key", _no_cache), self.variable("cache", "value", _no_cache)
+      key.value = k = jax.lax.dynamic_update_slice_in_dim(key.value, k.astype(key.value.dtype),
+                                                          cache_index, axis=1)
+      value.value = v = jax.lax.dynamic_update_slice_in_dim(value.value, v.astype(value.value.dtype),
+                                                            cache_index, axis=1)
+      query_positions = cache_index + jnp.arange(x.shape[1])
+      mask = (jnp.arange(k.shape[1])[None, :] <= query_positions[:, None])[None, None]
     if train and c.dropout > 0:
       # jax.nn.dot_product_attention has no dropout on the attention weights; torch drops
       # independently per example and head, hence broadcast_dropout=False.
@@ -51,16 +78,17 @@ class Block(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask, train: bool):
+  def __call__(self, x, mask, train: bool, cache_index=None):
     eps = self.config.layer_norm_epsilon
     y = nn.LayerNorm(epsilon=eps, dtype=self.dtype, name="ln_1")(x)
-    x = x + Attention(self.config, self.dtype, name="attn")(y, mask, train)
+    x = x + Attention(self.config, self.dtype, name="attn")(y, mask, train, cache_index)
     y = nn.LayerNorm(epsilon=eps, dtype=self.dtype, name="ln_2")(x)
     return x + MLP(self.config, self.dtype, name="mlp")(y, train)
 
 
 class GPT2(nn.Module):
-  """Token ids -> final hidden states (B, L, n_embd), after `ln_f`.
+  """Token ids (and/or embeddings before them) -> final hidden states (B, L, n_embd), after `ln_f`;
+  `logits` is GPT2LMHeadModel's head, tied to the token embedding `wte`.
 
   Positions are 0..L-1 whatever the padding (as GPT2Model without position_ids); a query attends
   to the keys at or before it whose attention_mask is 1. Parameters are float32, compute `dtype`.
@@ -69,19 +97,47 @@ class GPT2(nn.Module):
   dtype: jnp.dtype = jnp.float32
   remat: bool = False  # recompute each block's activations in the backward pass (saves memory)
 
-  @nn.compact
-  def __call__(self, input_ids, attention_mask, train: bool = False):
+  def setup(self):
     c = self.config
-    length = input_ids.shape[1]
-    if length > c.n_positions:
-      raise ValueError(f"{length} tokens, but GPT-2 has only {c.n_positions} positions")
-    x = nn.Embed(c.vocab_size, c.n_embd, dtype=self.dtype, name="wte")(input_ids)
-    x = x + nn.Embed(c.n_positions, c.n_embd, dtype=self.dtype, name="wpe")(jnp.arange(length))
-    x = nn.Dropout(c.dropout, deterministic=not train)(x)
-    # (B, L) -> (B, 1, L, L): causal, and padded keys masked.
-    causal = jnp.tril(jnp.ones((length, length), bool))
-    mask = causal & (attention_mask[:, None, None, :] > 0)
+    self.wte = nn.Embed(c.vocab_size, c.n_embd, dtype=self.dtype)
+    self.wpe = nn.Embed(c.n_positions, c.n_embd, dtype=self.dtype)
+    self.drop = nn.Dropout(c.dropout)
     block = nn.remat(Block, static_argnums=(3,)) if self.remat else Block
-    for i in range(c.n_layer):
-      x = block(c, self.dtype, name=f"h_{i}")(x, mask, train)
-    return nn.LayerNorm(epsilon=c.layer_norm_epsilon, dtype=self.dtype, name="ln_f")(x)
+    self.h = [block(c, self.dtype) for _ in range(c.n_layer)]  # named h_0, h_1, ...
+    self.ln_f = nn.LayerNorm(epsilon=c.layer_norm_epsilon, dtype=self.dtype)
+
+  def __call__(self, input_ids, attention_mask=None, train: bool = False, *, prefix_embeds=None,
+               cache_index=None):
+    """input_ids (B, L) or None; attention_mask (B, P + L), None for all ones.
+
+    prefix_embeds: (B, P, n_embd) placed before the token embeddings, as GPT2LMHeadModel's
+      `inputs_embeds` (clapcap's audio prefix).
+    cache_index: decode with the 'cache' collection (`init_cache`): the inputs sit at positions
+      cache_index.. and attend to everything cached before them; attention_mask must be None.
+    """
+    c = self.config
+    parts = [] if prefix_embeds is None else [prefix_embeds.astype(self.dtype)]
+    if input_ids is not None:
+      parts.append(self.wte(input_ids))
+    x = jnp.concatenate(parts, axis=1)
+    length = x.shape[1]
+    if cache_index is None:
+      if length > c.n_positions:
+        raise ValueError(f"{length} tokens, but GPT-2 has only {c.n_positions} positions")
+      positions = jnp.arange(length)
+      # (B, L) -> (B, 1, L, L): causal, and padded keys masked.
+      mask = jnp.tril(jnp.ones((length, length), bool))[None, None]
+      if attention_mask is not None:
+        mask = mask & (attention_mask[:, None, None, :] > 0)
+    else:
+      if attention_mask is not None:
+        raise ValueError("decoding with a cache takes no attention_mask")
+      positions, mask = cache_index + jnp.arange(length), None  # the blocks mask by position
+    x = self.drop(x + self.wpe(positions), deterministic=not train)
+    for block in self.h:
+      x = block(x, mask, train, cache_index)
+    return self.ln_f(x)
+
+  def logits(self, hidden):
+    """(..., n_embd) -> (..., vocab_size) next-token logits: hidden @ wte.T."""
+    return self.wte.attend(hidden)
