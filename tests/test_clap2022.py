@@ -29,9 +29,11 @@ def tokenizer():
   return text_bert.BertTokenizer.load()  # the vocabulary shipped in clap_jax/assets
 
 
-def _compare(config, waveforms_by_name, texts, tokenizer, atol=1e-4):
+def _compare(config, waveforms_by_name, texts, tokenizer, atol=1e-5):
   """Converts a random reference and runs both on the same waveforms and tokens; asserts the
-  unit-normalised embeddings (and the clipwise outputs) agree within `atol`; returns the errors."""
+  unit-normalised embeddings agree within `atol` and the clipwise probabilities within 1e-4;
+  returns the errors. (The issue asks for 1e-4; both towers measure under 4e-7, and 1e-5 still
+  catches BERT with tanh-approximated GELU, 7.6e-5 off at full size.)"""
   reference = build_reference_2022(config, seed=3)
   variables = convert_2022(state_dict_numpy(reference), config)
   model = CLAP(config)
@@ -50,7 +52,8 @@ def _compare(config, waveforms_by_name, texts, tokenizer, atol=1e-4):
       ref, ref_clipwise = (x.numpy() for x in reference.audio_encoder(torch.from_numpy(waveforms)))
     errors[name] = np.abs(_unit(ours) - _unit(ref)).max()
     errors[name + " clipwise"] = np.abs(np.asarray(ours_clipwise) - ref_clipwise).max()
-  assert max(errors.values()) <= atol, errors
+  for name, error in errors.items():
+    assert error <= (1e-4 if "clipwise" in name else atol), (name, errors)
   return errors
 
 
@@ -154,3 +157,44 @@ def test_converter_is_strict_about_parameters_and_checks_buffers(tiny_state):
   # Buffers older transformers saved are accepted when they hold what the model recomputes.
   convert(changed(**{bert + "embeddings.position_ids": np.arange(128)[None],
                      bert + "embeddings.token_type_ids": np.zeros((1, 128), np.int64)}))
+
+
+def test_cut_token_columns_change_no_embedding(tokenizer):
+  """BERT masks padded keys exactly, so encoders may drop the columns after the longest text
+  (clap_jax.text.text_columns), as they do for causal GPT-2."""
+  config = model_config.tiny_2022()
+  model = CLAP(config)
+  tokens = tokenizer(["a dog barks", "", "rain on a tin roof at night"])
+  variables = model.init(jax.random.key(0), np.zeros((1, 16000), np.float32),
+                         tokens["input_ids"], tokens["attention_mask"])
+  encode = lambda n: model.apply(variables, tokens["input_ids"][:, :n],
+                                 tokens["attention_mask"][:, :n], method=CLAP.encode_text)
+  np.testing.assert_allclose(encode(16), encode(100), atol=1e-6)
+
+
+def test_tiny_model_trains_with_batch_statistics(tokenizer):
+  """Train mode: dropout, SpecAugment and remat run, gradients are finite and every batch norm's
+  running statistics move."""
+  config = model_config.tiny_2022()
+  config.audio.spec_augment = config.audio.remat = config.text.remat = True
+  model = CLAP(config)
+  waveforms = (0.1 * np.random.default_rng(0).standard_normal((2, 22050))).astype(np.float32)
+  tokens = tokenizer(["a dog barks", "rain"])
+  args = (waveforms, tokens["input_ids"][:, :8], tokens["attention_mask"][:, :8])
+  variables = model.init(jax.random.key(0), *args)
+
+  def loss(params):
+    (audio, text, _), updates = model.apply(
+        {"params": params, "batch_stats": variables["batch_stats"]}, *args, train=True,
+        rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
+    return -jax.numpy.sum(_unit_jax(audio) * _unit_jax(text)), updates
+
+  grads, updates = jax.grad(loss, has_aux=True)(variables["params"])
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), updates["batch_stats"],
+                       variables["batch_stats"])
+  assert all(jax.tree.leaves(moved)), moved
+
+
+def _unit_jax(x):
+  return x / jax.numpy.linalg.norm(x, axis=-1, keepdims=True)
