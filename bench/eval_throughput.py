@@ -29,7 +29,7 @@ from reference import build_reference, state_dict_numpy  # pylint: disable=g-imp
 
 from clap_jax import audio, convert
 from clap_jax import text as text_lib
-from clap_jax.eval import evaluator, metrics, sources, tasks
+from clap_jax.eval import zeroshot as evaluator, metrics, sources, tasks
 from clap_jax.models import config as model_config
 from clap_jax.models.clap import CLAP
 

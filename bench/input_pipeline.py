@@ -36,7 +36,7 @@ def main(argv):
   clip_samples = model_config.clap_2023().audio.clip_samples
   root = pathlib.Path(_SHARED_DATA.value) / "audio" / "clotho"
   recordings = list(sources.clotho(root / "captions.csv", root / "audio"))
-  items = [sources.Item(item_id=f"{r.item_id}@{copy}", audio_path=r.audio_path, captions=r.captions)
+  items = [sources.Item(item_id=f"{r.item_id}@{copy}", audio=r.audio, captions=r.captions)
            for copy in range(-(-_CLIPS.value // len(recordings))) for r in recordings][:_CLIPS.value]
   config = data.WriterConfig(tokenizer=str(text.GPT2_FILES), max_seconds=7.0,
                              long_mode="random", shard_mb=16)

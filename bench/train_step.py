@@ -17,7 +17,7 @@ stochastic depth on, as the reference's train mode has them) it measures
     each in a fresh process: as msclap runs, with `torch.set_flush_denormal(True)` (which spares
     its audio tower the float32 denormals of exp(-100) from the shifted-window mask; see
     bench/encode_throughput.py), and both again with glibc's huge-page tunable, which JAX's side
-    runs with (launch/train.py sets it, clap_jax/host.py) but which slows PyTorch here. The ratio
+    runs with (launch/train.py sets it, clap_jax/train/host.py) but which slows PyTorch here. The ratio
     is taken against the fastest of the four.
 """
 import json
@@ -34,7 +34,8 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
-from clap_jax import config_utils, data, host, train
+from clap_jax import data, schema
+from clap_jax.train import host, loop as train
 from clap_jax.models import config as model_config
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
@@ -47,7 +48,7 @@ _TORCH_CHILD = flags.DEFINE_string("torch_child", None, "Internal: time one PyTo
 
 
 def _config(model: str, batch: int):
-  c = config_utils.base()
+  c = schema.training()
   c.model = model_config.tiny() if model == "tiny" else model_config.clap_2023()
   c.model.audio.spec_augment = True  # the reference's train mode always applies it
   c.model.text.pooling = "msclap"

@@ -7,6 +7,16 @@ import numpy as np
 import soundfile
 
 
+# What becomes of a clip longer than the model's: 'windows' covers it with consecutive clips (their
+# embeddings averaged, or several training examples); 'random' takes one window at a random offset.
+LONG_MODES = ("windows", "random")
+
+
+def check_long_mode(mode: str, name: str = "long_mode") -> None:
+  if mode not in LONG_MODES:
+    raise ValueError(f"{name} must be one of {LONG_MODES}, got {mode!r}")
+
+
 class AudioError(ValueError):
   """An audio input that cannot be used; the message names the file (or item) and the reason."""
 
@@ -90,7 +100,6 @@ def window_views(waveform: np.ndarray, clip_samples: int,
     rng = rng if rng is not None else np.random.default_rng()
     start = int(rng.integers(0, n - clip_samples))  # msclap: random.randrange(n - clip)
     return [waveform[start:start + clip_samples]]
-  if long_mode != "windows":
-    raise ValueError(f"long_mode must be 'windows' or 'random', got {long_mode!r}")
+  check_long_mode(long_mode)
   starts = list(range(0, n - clip_samples, clip_samples)) + [n - clip_samples]
   return [waveform[s:s + clip_samples] for s in starts]

@@ -13,9 +13,7 @@ covered by consecutive 7 s windows whose embeddings are averaged (deterministic)
 `long_audio="random"` crops one random 7 s window as msclap does (seed it with `seed`).
 Empty text is allowed: it encodes the bare `<|endoftext|>` token.
 """
-import hashlib
 import os
-import pathlib
 from collections.abc import Sequence
 
 import jax
@@ -23,31 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from clap_jax import audio as audio_lib
-from clap_jax import convert
 from clap_jax import text as text_lib
+from clap_jax import weights
 from clap_jax.models import config as model_config
 from clap_jax.models.clap import CLAP
 
-HUB_REPO = "microsoft/msclap"
-HUB_FILES = {"2023": "CLAP_weights_2023.pth"}
 # Batches are padded up to one of these sizes so each size compiles once.
 BATCH_SIZES = (1, 8, 32)
-
-
-def _cache_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get("CLAP_JAX_CACHE", pathlib.Path.home() / ".cache" / "clap_jax"))
-
-
-def _converted(checkpoint: pathlib.Path, config) -> dict:
-  """Converts once per checkpoint file (keyed by path, size and mtime) and reloads after."""
-  stat = checkpoint.stat()
-  key = hashlib.sha256(f"{checkpoint.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-  cached = _cache_dir() / key[:16]
-  if (cached / convert.VARIABLES_FILE).is_file():
-    return convert.load_variables(cached)[1]
-  variables = convert.convert_checkpoint(checkpoint, config)
-  convert.save_variables(variables, cached, config)
-  return variables
 
 
 def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
@@ -58,27 +38,20 @@ def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
   Args:
     version: the msclap model ("2023").
     checkpoint: an msclap `.pth`/`.safetensors` file (converted on first use and cached under
-      $CLAP_JAX_CACHE or ~/.cache/clap_jax), or a directory written by
-      `clap_jax.convert.save_variables`. None downloads the official file from the hub.
+      $CLAP_JAX_CACHE or ~/.cache/clap_jax), a directory written by
+      `clap_jax.convert.save_variables`, a training workdir, or 'random'; None downloads the
+      official file from the hub (clap_jax.weights).
     tokenizer: a directory with GPT-2's vocab.json and merges.txt, or a hub name; by default the
       original GPT-2 files shipped in clap_jax/assets/gpt2.
     dtype: compute dtype ("float32", or "bfloat16" for speed); parameters stay float32.
     long_audio: "windows" (average of 7 s windows) or "random" (msclap's random crop).
     seed: seeds the random crop of `long_audio="random"`.
   """
-  if version not in HUB_FILES:
-    raise ValueError(f"version must be one of {sorted(HUB_FILES)}, got {version!r}")
-  if long_audio not in ("windows", "random"):
-    raise ValueError(f"long_audio must be 'windows' or 'random', got {long_audio!r}")
-  config = model_config.clap_2023()
-  if checkpoint is None:
-    from huggingface_hub import hf_hub_download  # pylint: disable=g-import-not-at-top
-    checkpoint = hf_hub_download(HUB_REPO, HUB_FILES[version])
-  checkpoint = pathlib.Path(checkpoint)
-  if checkpoint.is_dir():
-    config, variables = convert.load_variables(checkpoint)
-  else:
-    variables = _converted(checkpoint, config)
+  if version not in weights.HUB_FILES:
+    raise ValueError(f"version must be one of {sorted(weights.HUB_FILES)}, got {version!r}")
+  audio_lib.check_long_mode(long_audio, "long_audio")
+  config, variables = weights.load(checkpoint, model_config.clap_2023(), version=version,
+                                   seed=0 if seed is None else seed, cache=True)
   config.dtype = dtype
   return ClapEncoder(config, variables, text_lib.Tokenizer.load(tokenizer or text_lib.GPT2_FILES),
                      long_audio=long_audio, seed=seed)
@@ -185,7 +158,7 @@ class ClapEncoder:
     text = text / np.linalg.norm(text, axis=-1, keepdims=True)
     return (np.exp(self.logit_scale) * audio @ text.T).astype(np.float32)
 
-  def classify(self, audio: Sequence, labels: Sequence[str], template: str = "this is a sound of {}",
+  def classify(self, audio: Sequence, labels: Sequence[str], template: str = text_lib.DEFAULT_TEMPLATE,
                sample_rate: int | None = None) -> np.ndarray:
     """Zero-shot: (num_audio, num_labels) softmax probabilities over `template.format(label)`."""
     if "{}" not in template:

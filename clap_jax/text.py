@@ -10,6 +10,10 @@ import transformers
 EOT = "<|endoftext|>"
 # The original GPT-2 BPE files (MIT, see the LICENSE beside them), shipped so that nothing needs the hub.
 GPT2_FILES = pathlib.Path(__file__).resolve().parent / "assets" / "gpt2"
+# The paper's prompt: zero-shot classes, label-made captions, `encode.classify`. '{}': the label.
+DEFAULT_TEMPLATE = "this is a sound of {}"
+# Token columns a training batch is cut to (the shortest that holds its captions, or all 77).
+TRAINING_BUCKETS = (16, 32)
 
 
 class Tokenizer:
@@ -30,9 +34,11 @@ class Tokenizer:
     self.pad_id = hf_tokenizer.pad_token_id
 
   @classmethod
-  def load(cls, dir_or_name: str | os.PathLike, context_length: int = 77) -> "Tokenizer":
-    """From a directory holding vocab.json and merges.txt, or a hub name such as 'gpt2'."""
-    hf = transformers.GPT2TokenizerFast.from_pretrained(str(dir_or_name))
+  def load(cls, dir_or_name: str | os.PathLike = GPT2_FILES, context_length: int = 77
+           ) -> "Tokenizer":
+    """From a directory holding vocab.json and merges.txt (default: the shipped GPT-2 files), or
+    a hub name such as 'gpt2'."""
+    hf = _from_pretrained(str(dir_or_name))
     # As CLAPWrapper.load_clap: '!' becomes a special token, so a '!' in a text is always its own
     # token (id 0) instead of being merged by BPE ('!!' would otherwise be one token).
     hf.add_special_tokens({"pad_token": "!"})
@@ -60,6 +66,23 @@ class Tokenizer:
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
+def _from_pretrained(dir_or_name: str):
+  """transformers' loader, with an error that says what is missing instead of a later, misleading
+  one (offline, a hub name yields a tokenizer without GPT-2's vocabulary)."""
+  path = pathlib.Path(dir_or_name)
+  if path.is_dir() or os.sep in dir_or_name or dir_or_name.startswith("."):
+    missing = [f for f in ("vocab.json", "merges.txt") if not (path / f).is_file()]
+    if missing:
+      raise FileNotFoundError(f"tokenizer folder {path}: no {', '.join(missing)} (the GPT-2 files "
+                              f"ship in {GPT2_FILES})")
+    return transformers.GPT2TokenizerFast.from_pretrained(str(path))
+  try:
+    return transformers.GPT2TokenizerFast.from_pretrained(dir_or_name)
+  except OSError as e:
+    raise OSError(f"tokenizer {dir_or_name!r} is not a folder here and could not be fetched from "
+                  f"the hub (offline?); the GPT-2 files ship in {GPT2_FILES}") from e
+
+
 def pooling_index(input_ids: jnp.ndarray, attention_mask: jnp.ndarray, mode: str) -> jnp.ndarray:
   """(B, L) tokens -> (B,) int32 position of the token whose hidden state represents the text.
 
@@ -74,7 +97,7 @@ def pooling_index(input_ids: jnp.ndarray, attention_mask: jnp.ndarray, mode: str
   raise ValueError(f"unknown pooling mode {mode!r}: 'msclap' or 'last_token'")
 
 
-def text_columns(attention_mask: np.ndarray, buckets: Sequence[int] = (16, 32)) -> int:
+def text_columns(attention_mask: np.ndarray, buckets: Sequence[int] = TRAINING_BUCKETS) -> int:
   """The fewest token columns, one of `buckets` or all of them, that hold every row's tokens.
 
   GPT-2 is causal and both pooling modes read positions inside the text, so token columns after
@@ -84,3 +107,9 @@ def text_columns(attention_mask: np.ndarray, buckets: Sequence[int] = (16, 32)) 
   """
   longest = int(np.max(np.sum(attention_mask, axis=-1), initial=0))
   return min([n for n in buckets if n >= longest] + [attention_mask.shape[-1]])
+
+
+def fine_buckets(context_length: int, step: int = 4) -> range:
+  """Column counts every `step` tokens (from 2 x step): for text-only passes, where a
+  compilation per bucket is cheap beside the columns saved."""
+  return range(2 * step, context_length, step)

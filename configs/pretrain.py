@@ -11,12 +11,12 @@ r"""The paper's contrastive pretraining: HTSAT + GPT-2 + 1024-d projections (CLA
 Elizalde, Deshmukh & Wang 2023 give the model, the batch size and the optimizer family, not every
 value; those marked "chosen" are ours (CLIP's or HTSAT's where they had one).
 """
-from clap_jax import config_utils
+from clap_jax import schema
 from clap_jax.models import config as model_config
 
 
 def get_config(arg: str | None = None):
-  c = config_utils.base()
+  c = schema.training()
   c.model = model_config.clap_2023()
   c.model.audio.spec_augment = True  # as HTSAT trains (torchlibrosa SpecAugmentation 64/2, 8/2)
   c.model.audio.remat = False
@@ -45,8 +45,9 @@ def get_config(arg: str | None = None):
   c.checkpoint.every_steps = 1000
   c.checkpoint.keep = 3
   c.log.every_steps = 50
-  c.eval.every_steps = 5000
-  c.eval.tasks = ("esc50", "urbansound8k", "clotho")  # skipped where the data is absent
-  c.eval.data_dir = "."
-  c.eval.batch_size = 256
-  return config_utils.smoke(c) if arg == "smoke" else c
+  zeroshot = c.evals.zeroshot
+  zeroshot.every_steps = 5000
+  zeroshot.tasks = ("esc50", "urbansound8k", "clotho")  # skipped where the data is absent
+  zeroshot.data_dir = "."
+  zeroshot.batch_size = 256
+  return schema.smoke(c) if arg == "smoke" else c

@@ -6,7 +6,10 @@ r"""Zero-shot evaluation of a checkpoint: results.json, results.md and one plot 
       --workdir /tmp/zeroshot_plumbing
 
 --checkpoint: an msclap .pth/.safetensors file, a folder written by clap_jax.convert.save_variables,
-a training workdir (its latest checkpoint), or `random` (freshly initialised, for the plumbing).
+a training workdir (its latest checkpoint), or `random` (freshly initialised, for the plumbing):
+whatever clap_jax.weights reads. Any key of configs/zeroshot.py is a flag, a task's prompts and
+source fields included: --config.templates.fsdd='("a person saying {}",)',
+--config.sources.esc50.root=/data/ESC-50-master.
 Several processes: each runs this command after `jax.distributed.initialize` finds its peers
 (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID); process 0 writes the files.
 """
@@ -24,29 +27,6 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where the results are written."
 _NAME = flags.DEFINE_string("name", None, "The model's name in the table (default: the checkpoint's).")
 
 
-def load_model(checkpoint: str, config):
-  """-> (CLAP module, variables as host numpy) for any kind of `--checkpoint`."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from clap_jax import pretrained  # pylint: disable=g-import-not-at-top
-  from clap_jax.models import config as model_configs  # pylint: disable=g-import-not-at-top
-  from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
-
-  if checkpoint == "random":
-    model_config = getattr(model_configs, config.model)()
-    a, t = model_config.audio, model_config.text
-    keys = jax.random.split(jax.random.key(config.seed))
-    variables = jax.jit(CLAP(model_config).init)(
-        {"params": keys[0], "dropout": keys[1]}, np.zeros((1, a.clip_samples), np.float32),
-        np.zeros((1, t.context_length), np.int32), np.ones((1, t.context_length), np.int32))
-    variables = jax.tree.map(np.asarray, variables)
-  else:
-    model_config, variables = pretrained.load_variables(
-        checkpoint, getattr(model_configs, config.model)())
-  model_config.dtype = config.dtype
-  return CLAP(model_config), variables
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -54,19 +34,19 @@ def main(argv):
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU clusters and tests
     jax.distributed.initialize()
-  from clap_jax import sharding  # pylint: disable=g-import-not-at-top
-  from clap_jax.eval import evaluator, report  # pylint: disable=g-import-not-at-top
+  from clap_jax import sharding, weights  # pylint: disable=g-import-not-at-top
+  from clap_jax.eval import report, zeroshot  # pylint: disable=g-import-not-at-top
+  from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
   from clap_jax.text import Tokenizer  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
-  model, variables = load_model(_CHECKPOINT.value, config)
-  results = evaluator.evaluate(
-      model, variables, config.tasks, sharding.make_mesh(config.mesh),
-      tokenizer=Tokenizer.load(config.tokenizer, model.config.text.context_length),
-      batch_size=config.batch_size, text_batch_size=config.text_batch_size,
-      sources=config.sources.to_dict(), data_dir=config.data_dir,
-      templates={name: tuple(t) for name, t in config.templates.items()},
-      long_mode=config.long_mode, workers=config.workers)
+  model_config, variables = weights.load(_CHECKPOINT.value, config.model, seed=config.seed)
+  model_config.dtype = config.model.dtype
+  model = CLAP(model_config)
+  evaluator = zeroshot.from_settings(
+      model, config, sharding.make_mesh(config.mesh),
+      tokenizer=Tokenizer.load(config.tokenizer, model_config.text.context_length))
+  results = evaluator.evaluate(variables)
   if jax.process_index() == 0:
     name = _NAME.value or pathlib.Path(_CHECKPOINT.value).name
     report.write(results, _WORKDIR.value, model_name=name)
@@ -74,4 +54,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from clap_jax import schema  # pylint: disable=g-import-not-at-top
+  app.run(main, flags_parser=schema.parse_flags)

@@ -1,7 +1,7 @@
 r"""Writes an audio collection as TFRecord shards for training and evaluation.
 
   python launch/make_shards.py --source=esc50 --input=/data/ESC-50 --out_dir=/data/shards/esc50 \
-      --tokenizer=clap_jax/assets/gpt2 --num_workers=8
+      --num_workers=8
 
 Re-running the same command after an interruption completes the set without rewriting finished
 shards. Unusable files are listed with their reason in {out_dir}/{prefix}-rejects.jsonl.
@@ -9,6 +9,7 @@ shards. Unusable files are listed with their reason in {out_dir}/{prefix}-reject
 from absl import app
 from absl import flags
 
+from clap_jax import audio, text
 from clap_jax.data import sources
 from clap_jax.data import writer
 
@@ -18,8 +19,8 @@ _INPUT = flags.DEFINE_string(
     "input", None, "manifest: the .csv/.jsonl; esc50: the dataset root (meta/, audio/); clotho: the "
     "captions CSV; folder: the folder of files named by label.", required=True)
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder of the shard set.", required=True)
-_TOKENIZER = flags.DEFINE_string("tokenizer", None, "Tokenizer folder or name (clap_jax.text).",
-                                 required=True)
+_TOKENIZER = flags.DEFINE_string("tokenizer", str(text.GPT2_FILES),
+                                 "Tokenizer folder or hub name (default: the shipped GPT-2 files).")
 _PREFIX = flags.DEFINE_string("prefix", "clips", "Shard file name prefix.")
 _AUDIO_DIR = flags.DEFINE_string("audio_dir", None, "clotho: the folder of its audio.")
 _ESC50_META = flags.DEFINE_string("esc50_meta", "meta/esc50.csv", "esc50: metadata CSV under --input.")
@@ -29,14 +30,14 @@ _CLASSES = flags.DEFINE_string("classes", None, "manifest: file of class names, 
 _ROOT = flags.DEFINE_string("root", None, "manifest: folder audio paths are relative to "
                             "(default the manifest's).")
 _TASK = flags.DEFINE_string("task", None, "Task name of every item (manifest: where a row has none).")
-_TEMPLATE = flags.DEFINE_string("caption_template", sources.DEFAULT_TEMPLATE,
+_TEMPLATE = flags.DEFINE_string("caption_template", text.DEFAULT_TEMPLATE,
                                 "esc50/folder: caption made from a label name.")
 _LABEL_PATTERN = flags.DEFINE_string("label_pattern", r"^([^_]+)_",
                                      "folder: regex whose group 1 is the label in a file name.")
 _SAMPLE_RATE = flags.DEFINE_integer("sample_rate", 44100, "Stored sample rate.")
 _MAX_SECONDS = flags.DEFINE_float("max_seconds", 10.0, "Longest stored example.")
 _MIN_SECONDS = flags.DEFINE_float("min_seconds", 0.1, "Shorter clips are rejected.")
-_LONG_MODE = flags.DEFINE_enum("long_mode", "windows", ["windows", "random"],
+_LONG_MODE = flags.DEFINE_enum("long_mode", "windows", audio.LONG_MODES,
                                "A longer clip becomes several examples or one seeded random window.")
 _SHARD_MB = flags.DEFINE_float("shard_mb", 256.0, "Target shard size.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the item order and of random windows.")

@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clap_jax import checkpoint, data, objectives, pretrained, text, train
+from clap_jax import data, text
+from clap_jax.train import checkpoint, init as pretrained, loop as train, objectives
 from clap_jax.data import sources, writer
-from clap_jax.objectives import audio_multitask
+from clap_jax.train.objectives import audio_multitask
 from test_configs import load
 from test_data_multitask import TASKS, task_dirs  # noqa: F401 (a fixture)
 from test_learning_fsdd import HELD_OUT_TAKES, WORDS
@@ -86,16 +87,15 @@ def local_config(dirs: dict, arg: str = "smoke"):
       [(name, classes, multi_label) for name, _, classes, multi_label in TASKS], "")
   for name in config.tasks:
     config.tasks[name].train = config.tasks[name].heldout = str(dirs[name] / "clips-*.tfrecord")
-  config.eval.tasks = tuple(config.tasks)
+  config.evals.heads.tasks = tuple(config.tasks)
   return config
 
 
 def test_config_loads_and_is_known():
-  from clap_jax import config_utils
   for arg in (None, "local", "smoke"):
     config = load(CONFIG, arg)
-    config_utils.check(config)
-    assert set(config.eval.tasks) == set(config.tasks)
+    assert config.is_locked  # the schema's: an unknown key in the file would have failed to load
+    assert set(config.evals.heads.tasks) == set(config.tasks)
   assert len(audio_multitask.tasks_of(load(CONFIG))) == 22
 
 
@@ -104,7 +104,7 @@ def test_config_sampling_reaches_the_batches(task_dirs):  # noqa: F811
   config = local_config(task_dirs)
   config.input.global_batch = 64
   config.input.sampling, config.input.temperature = "temperature", 2.0
-  batches = train._train_batches(config, start_step=0)
+  batches = objectives.get(config, None).batches(start_step=0)
   tasks = np.concatenate([next(batches)["task"] for _ in range(40)])
   want = data.sampling_probabilities([count for _, count, _, _ in TASKS], "temperature", 2.0)
   sigma = np.sqrt(want * (1 - want) / tasks.size)
@@ -164,7 +164,7 @@ def write_fsdd_tasks(root: pathlib.Path, out: pathlib.Path, sample_rate: int) ->
         ("fsdd_digit", int(digit), f"a man saying the number {WORDS[int(digit)]}"),
         ("fsdd_speaker", SPEAKERS.index(speaker), f"{speaker} speaking")):
       items.setdefault((task, split), []).append(sources.Item(
-          item_id=path.name, audio_path=str(path), captions=(caption,), labels=(label,), task=task))
+          item_id=path.name, audio=str(path), captions=(caption,), labels=(label,), task=task))
   for (task, split), task_items in items.items():
     writer.write_shards(task_items, out / task / split, writer.WriterConfig(
         tokenizer=str(text.GPT2_FILES), prefix=task, sample_rate=sample_rate, shard_mb=4),

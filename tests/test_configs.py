@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from clap_jax import config_utils, train
+from clap_jax import schema
+from clap_jax.train import loop as train
 import multidevice
 
 # The training configs (configs/ also holds evaluation configs, tested with the evaluator).
@@ -25,7 +26,9 @@ def load(path: pathlib.Path, arg=None):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_loads_and_is_known(path):
-  config_utils.check(load(path))
+  config = load(path)
+  assert config.is_locked and config.model.is_locked  # the schema's: unknown keys fail to load
+  assert set(config.keys()) == set(schema.training(config.objective).keys())
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -38,10 +41,11 @@ def test_config_smoke_steps(path, tmp_path, monkeypatch):
 
 
 def test_unknown_key_in_config_is_named():
-  config = config_utils.base()
-  config.optim.lrr = 1.0
-  with pytest.raises(ValueError, match=r"unknown config keys: optim\.lrr"):
-    config_utils.check(config)
+  config = schema.training()
+  with pytest.raises(AttributeError, match=r"lrr.*Did you mean.*lr"):
+    config.optim.lrr = 1.0
+  with pytest.raises(AttributeError, match=r"fsdx"):
+    config.evals.zeroshot.templates.fsdx = ("{}",)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -55,3 +59,59 @@ def test_bad_command_line_override(override, message):
   assert result.returncode != 0
   assert re.search(message, result.stderr), result.stderr[-2000:]
   assert "Traceback" not in result.stderr
+
+
+def test_missing_training_input_is_one_line_before_building(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "launch/train.py", "--config", "configs/pretrain.py",
+       f"--workdir={tmp_path / 'run'}"], cwd=multidevice.REPO, capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode != 0
+  assert "input.train is missing" in result.stderr and "Traceback" not in result.stderr
+  assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
+
+
+def test_default_workdir_is_per_config():
+  spec = importlib.util.spec_from_file_location("launch_train", pathlib.Path(multidevice.REPO) / "launch" / "train.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  assert module.default_workdir("configs/demo.py") == "workdirs/demo"
+  assert module.default_workdir("configs/pretrain.py:smoke") == "workdirs/pretrain_smoke"
+  assert module.default_workdir("configs/zeroshot.py:shared,tiny") == "workdirs/zeroshot_shared_tiny"
+
+
+def test_resume_with_another_model_is_refused_by_name(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  config = load(CONFIGS[0], "smoke")
+  config.evals.zeroshot.tasks = ()
+  train.main(config, "run")
+  changed = load(CONFIGS[0], "smoke")
+  changed.evals.zeroshot.tasks = ()
+  changed.total_steps = 3
+  changed.model.embed_dim = 48
+  from clap_jax.train import ConfigError
+  with pytest.raises(ConfigError, match=r"model\.embed_dim.*arrays"):
+    train.main(changed, "run")
+
+
+def test_readme_config_keys_exist():
+  """Every `--config.a.b=` the README shows is a key of the config it is given with."""
+  readme = (pathlib.Path(multidevice.REPO) / "README.md").read_text()
+  commands = re.findall(r"python launch/(?:train|eval)\.py[^\n]*(?:\\\n[^\n]*)*", readme)
+  seen = 0
+  for command in commands:
+    file = re.search(r"--config (configs/\S+?\.py)(?::(\S+))?(?=\s)", command)
+    path, arg = (file.group(1), file.group(2)) if file else ("configs/demo.py", None)
+    config = load(pathlib.Path(multidevice.REPO) / path, arg)
+    for key in re.findall(r"--config\.([\w.]+)=", command):
+      node = config
+      for part in key.split("."):
+        assert part in node, f"README: --config.{key} is not a key of {path}"
+        node = node[part]
+      seen += 1
+  for key in re.findall(r"`((?:init|input|optim|model|evals)\.[\w.]+)`", readme):
+    node = schema.training()
+    for part in key.split("."):
+      assert part in node, f"README names {key}, which the schema does not have"
+      node = node[part]
+  assert seen >= 2

@@ -164,7 +164,7 @@ def test_bad_tasks_fail_loudly(task_dirs, gpt2_tokenizer_dir, tmp_path):
     data.multitask_batches(tasks, **kw | dict(batch_size=6, process_count=4))
   # A set named 'birds' by its summary, holding an example of no task: found when it is read.
   clips = task_dirs["birds"].parent / "audio"
-  items = [sources.Item(f"{i}", str(clips / f"birds_{i}.wav"), ("a bird",), (0,), task)
+  items = [sources.Item(f"{i}", str(clips / f"birds_{i}.wav"), captions=("a bird",), labels=(0,), task=task)
            for i, task in enumerate(["birds", ""] * 4)]
   writer.write_shards(items, tmp_path, writer.WriterConfig(tokenizer=str(gpt2_tokenizer_dir),
                                                            sample_rate=RATE), progress=False)

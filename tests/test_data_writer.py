@@ -89,7 +89,7 @@ def test_real_clips_round_trip(shared_data, gpt2_tokenizer_dir, tokenizer, tmp_p
 
 def test_16_bit_source_at_the_stored_rate_is_exact(shared_data, gpt2_tokenizer_dir, tmp_path):
   path = shared_data / "audio/esc50/audio/3-157695-A-0.wav"
-  items = [sources.Item(item_id="dog", audio_path=str(path), captions=("a dog barks",))]
+  items = [sources.Item(item_id="dog", audio=str(path), captions=("a dog barks",))]
   writer.write_shards(items, tmp_path, _config(gpt2_tokenizer_dir), progress=False)
   pcm, rate = soundfile.read(path, dtype="int16")
   assert rate == RATE
@@ -99,7 +99,7 @@ def test_16_bit_source_at_the_stored_rate_is_exact(shared_data, gpt2_tokenizer_d
 @pytest.mark.parametrize("long_mode", ["windows", "random"])
 def test_long_clip_is_cut(shared_data, gpt2_tokenizer_dir, tmp_path, long_mode):
   path = shared_data / "audio/clotho/audio/Tenerife_bazaar_2.wav"  # 15.66 s
-  items = [sources.Item(item_id="bazaar", audio_path=str(path), captions=("a busy market",))]
+  items = [sources.Item(item_id="bazaar", audio=str(path), captions=("a busy market",))]
   config = _config(gpt2_tokenizer_dir, max_seconds=4.0, long_mode=long_mode)
   summary = writer.write_shards(items, tmp_path, config, progress=False)
   examples = read_examples(tmp_path)
@@ -134,7 +134,7 @@ def test_bad_inputs_are_rejected_with_reasons(shared_data, gpt2_tokenizer_dir, t
   paths = dict(corrupt=bad / "corrupt.wav", empty=bad / "empty.wav", text=bad / "text.wav",
                missing=bad / "missing.wav", nan=bad / "nan.wav", short=bad / "short.wav",
                caption=good, good=good)
-  items = [sources.Item(item_id=name, audio_path=str(path),
+  items = [sources.Item(item_id=name, audio=str(path),
                         captions=(" ",) if name == "caption" else (f"{name} sound",))
            for name, path in paths.items()]
   summary = writer.write_shards(items, tmp_path / "out", _config(gpt2_tokenizer_dir), progress=False)
@@ -158,7 +158,7 @@ def test_bad_inputs_are_rejected_with_reasons(shared_data, gpt2_tokenizer_dir, t
 def test_rerun_skips_finished_shards_and_refuses_another_plan(shared_data, gpt2_tokenizer_dir, tmp_path):
   files = sorted((shared_data / "fsdd-dev").glob("*_jackson_0.wav"))
   config = _config(gpt2_tokenizer_dir, shard_mb=0.02)
-  items = [sources.Item(item_id=f.name, audio_path=str(f), captions=("a digit",)) for f in files]
+  items = [sources.Item(item_id=f.name, audio=str(f), captions=("a digit",)) for f in files]
   summary = writer.write_shards(items, tmp_path, config, progress=False)
   shards = sorted(tmp_path.glob("clips-*.tfrecord"))
   assert len(shards) == len(summary["shards"]) > 2
@@ -184,7 +184,7 @@ def test_sources_read_their_layouts(shared_data):
   clotho = list(sources.clotho(shared_data / "audio/clotho/captions.csv",
                                shared_data / "audio/clotho/audio"))
   assert len(clotho) == 7 and all(len(i.captions) == 5 for i in clotho)
-  assert all(pathlib.Path(i.audio_path).exists() for i in clotho)
+  assert all(pathlib.Path(i.audio).exists() for i in clotho)
   digits = list(sources.labelled_folder(shared_data / "fsdd-dev"))
   assert len(digits) == 1000
   assert sources.classes_of_folder(shared_data / "fsdd-dev") == [str(d) for d in range(10)]
@@ -198,7 +198,7 @@ def test_csv_manifest_with_named_labels(tmp_path):
       "a.wav,a dog,,dog;cat,pets\n"
       "b.wav,rain,rain on a roof,,\n")
   items = list(sources.manifest(tmp_path / "m.csv", classes=["cat", "dog"], task="default"))
-  assert items[0] == sources.Item(item_id="a.wav", audio_path=str(tmp_path / "a.wav"),
+  assert items[0] == sources.Item(item_id="a.wav", audio=str(tmp_path / "a.wav"),
                                   captions=("a dog",), labels=(1, 0), task="pets")
   assert items[1].captions == ("rain", "rain on a roof") and items[1].task == "default"
   with pytest.raises(ValueError, match="pass `classes`"):

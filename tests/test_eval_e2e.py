@@ -14,7 +14,7 @@ import pytest
 from jax.sharding import Mesh
 
 from clap_jax import audio, convert, text
-from clap_jax.eval import evaluator, report, sources, tasks
+from clap_jax.eval import zeroshot as evaluator, report, sources, tasks
 from clap_jax.models import config as model_configs
 from clap_jax.models.clap import CLAP
 

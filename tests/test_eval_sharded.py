@@ -81,7 +81,7 @@ def toy_evaluator(tasks, sources):
   """-> (evaluator over all devices, the toy model's variables)."""
   import jax
   from jax.sharding import Mesh
-  from clap_jax.eval import evaluator
+  from clap_jax.eval import zeroshot as evaluator
 
   model = toy_model()
   audio = model.init(jax.random.key(0), np.zeros((1, CLIP), np.float32), method="encode_audio")

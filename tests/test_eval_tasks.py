@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from jax.sharding import Mesh
 
-from clap_jax.eval import evaluator, sources, tasks
+from clap_jax.eval import zeroshot as evaluator, sources, tasks
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_shared_esc50_fsdd_and_clotho(shared_data):
   assert [tasks.ESC50_LABELS[i.labels[0]] for i in esc50] == [
       "crow", "car_horn", "clapping", "dog", "sea_waves", "cat"]
   fsdd = opened["fsdd"].items
-  assert len(fsdd) == 1000 and fsdd[0].key == "0_jackson_0.wav" and fsdd[0].labels == (0,)
+  assert len(fsdd) == 1000 and fsdd[0].item_id == "0_jackson_0.wav" and fsdd[0].labels == (0,)
   assert sorted(np.bincount([i.labels[0] for i in fsdd])) == [100] * 10
   clotho = opened["clotho"]
   assert len(clotho.items) == 7 and clotho.max_captions == 5
@@ -95,7 +95,7 @@ def test_other_folder_layouts(tmp_path):
       "slice_file_name,fold,class\na.wav,1,siren\nb.wav,2,dog_bark\n")
   _wav(us8k / "audio/fold1/a.wav"), _wav(us8k / "audio/fold2/b.wav")
   items = sources.open_source(tasks.get("urbansound8k"), {"folds": [2]}, str(tmp_path)).items
-  assert [(i.key, i.labels) for i in items] == [("b.wav", (3,))]
+  assert [(i.item_id, i.labels) for i in items] == [("b.wav", (3,))]
 
   fsd = tmp_path / "FSD50K"
   (fsd / "FSD50K.ground_truth").mkdir(parents=True)
@@ -108,7 +108,7 @@ def test_other_folder_layouts(tmp_path):
   _wav(genres / "jazz/jazz.00001.wav"), _wav(genres / "blues/blues.00000.wav")
   spec = {"kind": "folder", "layout": "class_folders", "root": "genres"}
   items = sources.open_source(tasks.get("gtzan_genres"), spec, str(tmp_path)).items
-  assert [(i.key, i.labels) for i in items] == [("blues/blues.00000.wav", (0,)),
+  assert [(i.item_id, i.labels) for i in items] == [("blues/blues.00000.wav", (0,)),
                                                 ("jazz/jazz.00001.wav", (5,))]
 
 
@@ -190,12 +190,12 @@ def test_shards_from_the_data_writer_keep_each_clip_whole(shared_data, gpt2_toke
   spec = {"kind": "shards", "pattern": "shards/fsdd-*.tfrecord"}
   source = sources.open_source(tasks.get("fsdd"), spec, str(tmp_path))
   seen = [entry for p in range(2) for entry in source.local_items(p, 2)]
-  assert sorted(item.key for _, item in seen) == sorted(f.name for f in files)
+  assert sorted(item.item_id for _, item in seen) == sorted(f.name for f in files)
   assert len({key for key, _ in seen}) == len(files)
   for _, item in seen:
-    assert item.labels == (int(item.key[0]),) and item.captions == (f"digit {item.key[0]}",)
+    assert item.labels == (int(item.item_id[0]),) and item.captions == (f"digit {item.item_id[0]}",)
     waveform = np.concatenate(item.audio)
-    expected = soundfile.read(shared_data / "fsdd-dev" / item.key, dtype="float32")[0]
+    expected = soundfile.read(shared_data / "fsdd-dev" / item.item_id, dtype="float32")[0]
     assert len(item.audio) == max(1, -(-len(expected) // 2400))
     # Windows cover the clip; the last one is aligned to its end (clip_windows).
     np.testing.assert_allclose(waveform[:2400], expected[:2400], atol=1 / 32768)

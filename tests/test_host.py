@@ -11,7 +11,7 @@ import pytest
 # and reports how much of this process's anonymous memory is backed by huge pages.
 CHILD = """
 import ctypes, json, os, sys
-from clap_jax import host
+from clap_jax.train import host
 host.use_huge_pages()
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p

@@ -4,7 +4,8 @@ import pathlib
 
 import pytest
 
-from clap_jax import text, train
+from clap_jax import text
+from clap_jax.train import loop as train
 from clap_jax.data import sources, writer
 from test_configs import CONFIGS, load
 
@@ -18,7 +19,7 @@ def write_fsdd_shards(root: pathlib.Path, out: pathlib.Path, sample_rate: int) -
   items = {"train": [], "heldout": []}
   for path in sorted(root.glob("*.wav")):
     digit, _, take = path.stem.split("_")
-    item = sources.Item(item_id=path.name, audio_path=str(path),
+    item = sources.Item(item_id=path.name, audio=str(path),
                         captions=(f"a man saying the number {WORDS[int(digit)]}",),
                         labels=(int(digit),), task="fsdd")
     items["heldout" if int(take) in HELD_OUT_TAKES else "train"].append(item)
@@ -33,7 +34,7 @@ def test_fsdd_zero_shot_far_above_chance(shared_data, tmp_path):
   config = load(next(p for p in CONFIGS if p.stem == "fsdd"))
   write_fsdd_shards(shared_data / "fsdd-dev", tmp_path / "shards", config.model.audio.sample_rate)
   config.input.train = str(tmp_path / "shards" / "train" / "*.tfrecord")
-  config.eval.sources.fsdd.pattern = str(tmp_path / "shards" / "heldout" / "*.tfrecord")
+  config.evals.zeroshot.sources.fsdd.pattern = str(tmp_path / "shards" / "heldout" / "*.tfrecord")
   results = train.main(config, tmp_path / "run")
   print(f"FSDD held-out zero-shot: {results}")
   assert results["fsdd/top1"] >= 0.5  # chance: 0.1

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clap_jax import losses
+from clap_jax.train import losses
 import multidevice
 
 B, D = 16, 8
@@ -86,7 +86,7 @@ def test_eight_devices_equal_dense():
     import json
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
-    from clap_jax import losses
+    from clap_jax.train import losses
     from test_losses import _inputs, dense_loss, B
     mesh = jax.make_mesh((2, 4), ("data", "fsdp"), (jax.sharding.AxisType.Auto,) * 2)
     axes = ("data", "fsdp")

@@ -7,13 +7,13 @@ import sys
 import jax
 import numpy as np
 
-from clap_jax import checkpoint
+from clap_jax.train import checkpoint
 import multidevice
 
 # Adam's eps is raised as in test_train.test_eight_devices_equal_one: with 1e-8, gradients that are
 # zero in exact arithmetic but 1e-10 in float32 turn into +-lr updates in either run.
 ARGS = ["--config", "configs/demo.py:smoke", "--config.total_steps=3",
-        "--config.input.global_batch=8", "--config.eval.tasks=()", "--config.log.every_steps=1",
+        "--config.input.global_batch=8", "--config.evals.zeroshot.tasks=()", "--config.log.every_steps=1",
         "--config.optim.eps=1e-3"]
 
 

@@ -6,7 +6,7 @@ import optax
 import pytest
 import torch
 
-from clap_jax import optim
+from clap_jax.train import optim
 
 
 def _config(**overrides):

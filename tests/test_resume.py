@@ -10,13 +10,13 @@ import jax
 import numpy as np
 import pytest
 
-from clap_jax import checkpoint
+from clap_jax.train import checkpoint
 import multidevice
 
 STEPS, EVERY = 40, 4
 ARGS = ["--config", "configs/demo.py:smoke", f"--config.total_steps={STEPS}",
         f"--config.checkpoint.every_steps={EVERY}", "--config.input.global_batch=8",
-        "--config.eval.tasks=()", "--config.log.every_steps=1000"]
+        "--config.evals.zeroshot.tasks=()", "--config.log.every_steps=1000"]
 
 
 def start(workdir) -> subprocess.Popen:

@@ -4,7 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from clap_jax import config_utils, convert, data, demo_data, train
+from clap_jax import convert, data, schema
+from clap_jax.data import demo as demo_data
+from clap_jax.train import loop as train
 from clap_jax.text import Tokenizer
 import multidevice
 
@@ -12,7 +14,7 @@ import multidevice
 def small_config(batch: int = 8):
   """The smoke config: every source of randomness switched on (dropout, stochastic depth,
   SpecAugment, mixup), so that their per-device draws are checked too."""
-  c = config_utils.smoke(config_utils.base())
+  c = schema.smoke(schema.training())
   c.input.global_batch = batch
   c.model.text.dropout = 0.1
   c.model.projection_dropout = 0.5
@@ -21,7 +23,7 @@ def small_config(batch: int = 8):
   c.augment.mixup_alpha = 0.5
   c.optim.lr = 1e-3
   c.optim.warmup_steps = 0  # (warmup starts at a learning rate of 0)
-  c.eval.tasks = ()
+  c.evals.zeroshot.tasks = ()
   return c
 
 
@@ -74,10 +76,10 @@ def test_eight_devices_equal_one():
 
 def test_accumulation_averages_microbatch_gradients():
   """Two identical microbatches must give the step of one (randomness off: dropout, mixup)."""
-  config = config_utils.smoke(config_utils.base())
+  config = schema.smoke(schema.training())
   config.input.global_batch = 4
   config.optim.warmup_steps = 0
-  config.eval.tasks = ()
+  config.evals.zeroshot.tasks = ()
   half = demo_batch(config)
   mesh = jax.make_mesh((1, 1), ("data", "fsdp"), (jax.sharding.AxisType.Auto,) * 2)
   run = train.build(config, mesh)
@@ -128,7 +130,7 @@ def test_init_from_converted_and_audio_only(tmp_path):
 
   config.init.clap_from = str(tmp_path / "converted")
   train.main(config, tmp_path / "whole")
-  from clap_jax import checkpoint
+  from clap_jax.train import checkpoint
   _, whole = checkpoint.load_inference_variables(tmp_path / "whole")
   for a, b in zip(jax.tree.leaves(whole["params"]), jax.tree.leaves(source["params"])):
     np.testing.assert_array_equal(a, b)
@@ -154,7 +156,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   config.checkpoint.every_steps = 1
   with pytest.raises(train.NonFiniteLoss, match=r"at step (\d).*last good checkpoint is step"):
     train.main(config, tmp_path)
-  from clap_jax import checkpoint
+  from clap_jax.train import checkpoint
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps and max(steps) < 6
   checkpoint.load_inference_variables(tmp_path)  # the latest is complete and readable

@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from clap_jax.data import records
-from clap_jax.data.reader import AUTOTUNE, ShardSet, _numpy_batches, _process_share, _train_examples
+from clap_jax.data.reader import (AUTOTUNE, ShardSet, hide_gpus_from_tensorflow, numpy_batches,
+                                  process_share, train_examples)
 
 Sampling = Literal["proportional", "uniform", "temperature"]
 _CHOICE_CHUNK = 2**14  # stream positions per draw of task counts
@@ -101,7 +102,8 @@ def multitask_batches(tasks: Sequence[TaskSource], *, batch_size: int, clip_samp
     values = {getattr(s, key) for s in shard_sets}
     if len(values) > 1:
       raise ValueError(f"the tasks' shards disagree on {key}: {sorted(values)}")
-  process_index, process_count, local_batch = _process_share(batch_size, process_index, process_count)
+  hide_gpus_from_tensorflow()
+  process_index, process_count, local_batch = process_share(batch_size, process_index, process_count)
   probabilities = sampling_probabilities([sum(s.counts) for s in shard_sets], sampling, temperature)
   choices = _TaskChoices(probabilities, seed=seed, process_index=process_index)
   position = start_step * local_batch
@@ -109,16 +111,16 @@ def multitask_batches(tasks: Sequence[TaskSource], *, batch_size: int, clip_samp
   max_labels = max(t.num_labels for t in tasks)
   streams = []
   for index, (task, shards) in enumerate(zip(tasks, shard_sets)):
-    examples = _train_examples(
+    examples = train_examples(
         shards, seed=_task_seed(seed, index), position=int(task_positions[index]),
         process_index=process_index, process_count=process_count, clip_samples=clip_samples,
         caption_choice=caption_choice, shuffle_buffer=shuffle_buffer,
         num_labels=task.num_labels if task.multi_label else None,
-        task_names=[task.name] if shards.tasks else None, mixup_alpha=None, cycle_length=cycle_length)
+        task_names=[task.name] if shards.tasks else None, cycle_length=cycle_length)
     streams.append(examples.map(_task_fields(task, index, max_labels), num_parallel_calls=AUTOTUNE,
                                 deterministic=True))
   mixed = tf.data.Dataset.choose_from_datasets(streams, choices.dataset(position))
-  return _numpy_batches(mixed.batch(local_batch, drop_remainder=True))
+  return numpy_batches(mixed.batch(local_batch, drop_remainder=True))
 
 
 class _TaskChoices:
@@ -185,7 +187,7 @@ def _task_shards(task: TaskSource) -> ShardSet:
 
 
 def _task_fields(task: TaskSource, index: int, max_labels: int):
-  """-> a tf map from `_train_examples`' fields to the shared multi-task fields."""
+  """-> a tf map from `train_examples`' fields to the shared multi-task fields."""
   mask = tf.range(max_labels) < task.num_labels
 
   def fields(example):

@@ -7,13 +7,13 @@ yields its `batch_size // process_count` rows as numpy, and `to_global` assemble
 
 Training determinism: the stream is a function of (seed, process share, step). Epoch e shuffles
 the shard order with seed (seed, e) and the record buffer with a seed drawn from (seed, e); the
-random window, the caption and the mixup weight of the example at stream position i come from
+random window and the caption of the example at stream position i come from
 stateless draws keyed by (seed, process, i). Restarting at `start_step` opens epoch
 `start_step * local_batch // examples_per_process` and skips the records before the step within it
 (raw records, before any decoding), so a resumed run sees the batches it would have seen.
 
 Task-balanced sampling over several shard sets (`multitask.multitask_batches`) sits on
-`_train_examples`: one such stream per task, each opened at its own position.
+`train_examples`: one such stream per task, each opened at its own position.
 """
 import dataclasses
 import glob
@@ -27,9 +27,6 @@ import numpy as np
 import tensorflow as tf
 
 from clap_jax.data import records
-
-# TensorFlow only runs the input pipeline; the accelerators belong to JAX.
-tf.config.set_visible_devices([], "GPU")
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -87,8 +84,7 @@ def train_batches(pattern_or_files: str | Sequence[str], *, batch_size: int, cli
                   seed: int, start_step: int = 0, process_index: int | None = None,
                   process_count: int | None = None, caption_choice: Literal["random", "first"] = "random",
                   shuffle_buffer: int = 256, num_labels: int | None = None,
-                  task_names: Sequence[str] | None = None, mixup_alpha: float | None = None,
-                  cycle_length: int = 16) -> Iterator[dict[str, np.ndarray]]:
+                  task_names: Sequence[str] | None = None, cycle_length: int = 16) -> Iterator[dict[str, np.ndarray]]:
   """Endless per-process training batches (numpy), deterministic given (seed, start_step).
 
   `batch_size` is the global batch and `start_step` counts global steps.
@@ -103,44 +99,39 @@ def train_batches(pattern_or_files: str | Sequence[str], *, batch_size: int, cli
                    only for shards with labels
     task           (B,) int32 index in `task_names` (default: the sorted task names of the
                    shards); only for shards with tasks
-    mixup_lambda   (B,) float32 ~ Beta(mixup_alpha, mixup_alpha), only with `mixup_alpha`
     example_id     (B,) bytes
   The shuffle buffer holds raw records: about shuffle_buffer * 0.9 MB for 10 s clips.
   """
+  hide_gpus_from_tensorflow()
   shards = ShardSet.find(pattern_or_files)
-  process_index, process_count, local_batch = _process_share(batch_size, process_index, process_count)
+  process_index, process_count, local_batch = process_share(batch_size, process_index, process_count)
   position = start_step * local_batch
-  examples = _train_examples(shards, seed=seed, position=position, process_index=process_index,
+  examples = train_examples(shards, seed=seed, position=position, process_index=process_index,
                              process_count=process_count, clip_samples=clip_samples,
                              caption_choice=caption_choice, shuffle_buffer=shuffle_buffer,
-                             num_labels=num_labels, task_names=task_names, mixup_alpha=mixup_alpha,
-                             cycle_length=cycle_length)
-  return _numpy_batches(examples.batch(local_batch, drop_remainder=True))
+                             num_labels=num_labels, task_names=task_names,
+                            cycle_length=cycle_length)
+  return numpy_batches(examples.batch(local_batch, drop_remainder=True))
 
 
 def eval_batches(pattern_or_files: str | Sequence[str], *, batch_size: int, clip_samples: int,
                  process_index: int | None = None, process_count: int | None = None,
-                 audio_mode: Literal["clip", "full"] = "clip", num_labels: int | None = None,
+                 num_labels: int | None = None,
                  task_names: Sequence[str] | None = None,
                  cycle_length: int = 16) -> Iterator[dict[str, np.ndarray]]:
   """One pass in which every example appears exactly once across processes.
 
   All processes yield the same number of batches (what a collective step needs); rows past the
-  data are zeros with `mask` False. Fields as `train_batches` (the first caption in `input_ids`;
-  no mixup) plus:
+  data are zeros with `mask` False. Fields as `train_batches` (the first clip_samples of each
+  example, short ones tiled as in training; the first caption in `input_ids`) plus:
     mask                    (B,) bool
     captions_input_ids      (B, C, L) int32, all captions, C = most captions of any example
     captions_attention_mask (B, C, L) int32
     caption_mask            (B, C) bool
-  `audio_mode`: 'clip' gives the first clip_samples of each example (short ones tiled, as in
-  training); 'full' gives the whole stored audio zero-padded to the longest stored clip
-  (B, max_samples), with `audio_length`, for evaluators that average over windows
-  (`clap_jax.audio.clip_windows`).
   """
-  if audio_mode not in ("clip", "full"):
-    raise ValueError(f"audio_mode must be 'clip' or 'full', got {audio_mode!r}")
+  hide_gpus_from_tensorflow()
   shards = ShardSet.find(pattern_or_files)
-  process_index, process_count, local_batch = _process_share(batch_size, process_index, process_count)
+  process_index, process_count, local_batch = process_share(batch_size, process_index, process_count)
   files, record_shard, count = shards.share(process_index, process_count)
   steps = max(math.ceil(shards.share(i, process_count)[2] / local_batch) for i in range(process_count))
   parse = _Parser(shards, clip_samples=clip_samples, num_labels=num_labels, task_names=task_names)
@@ -148,9 +139,6 @@ def eval_batches(pattern_or_files: str | Sequence[str], *, batch_size: int, clip
   def example(serialized):
     features = tf.io.parse_single_example(serialized, records.PARSE_SPEC)
     out = parse.common(features, start=tf.constant(0, tf.int64), caption=0)
-    if audio_mode == "full":
-      out.update(audio=parse.full_audio(features),
-                 audio_length=tf.cast(features["audio_length"], tf.int32))
     out.update(parse.all_captions(features), mask=tf.constant(True))
     return out
 
@@ -158,7 +146,7 @@ def eval_batches(pattern_or_files: str | Sequence[str], *, batch_size: int, clip
   padding = tf.data.Dataset.from_tensors(
       tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), examples.element_spec))
   examples = examples.concatenate(padding.repeat(steps * local_batch - count))
-  return _numpy_batches(examples.batch(local_batch, drop_remainder=True))
+  return numpy_batches(examples.batch(local_batch, drop_remainder=True))
 
 
 def to_global(batch: dict[str, np.ndarray], mesh_or_sharding) -> dict:
@@ -176,7 +164,17 @@ def to_global(batch: dict[str, np.ndarray], mesh_or_sharding) -> dict:
           for k, v in batch.items()}
 
 
-def _process_share(batch_size, process_index, process_count) -> tuple[int, int, int]:
+def hide_gpus_from_tensorflow() -> None:
+  """TensorFlow only runs the input pipeline; the accelerators belong to JAX. Called by the
+  pipeline builders (not at import), before TensorFlow touches a device."""
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except RuntimeError:  # devices already initialised: TensorFlow saw them before we could hide them
+    pass
+
+
+def process_share(batch_size, process_index=None, process_count=None) -> tuple[int, int, int]:
+  """-> (process index, process count, this process's rows of a global batch of `batch_size`)."""
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   if batch_size % process_count:
@@ -195,9 +193,8 @@ def _records(files, record_shard, cycle_length, order_seed=None) -> tf.data.Data
   return ds.shard(*record_shard) if record_shard else ds
 
 
-def _train_examples(shards: ShardSet, *, seed, position, process_index, process_count, clip_samples,
-                    caption_choice, shuffle_buffer, num_labels, task_names, mixup_alpha,
-                    cycle_length) -> tf.data.Dataset:
+def train_examples(shards: ShardSet, *, seed, position, process_index, process_count, clip_samples,
+                   caption_choice, shuffle_buffer, num_labels, task_names, cycle_length) -> tf.data.Dataset:
   """Parsed training examples of this process from stream position `position` on, endlessly."""
   if caption_choice not in ("random", "first"):
     raise ValueError(f"caption_choice must be 'random' or 'first', got {caption_choice!r}")
@@ -218,7 +215,7 @@ def _train_examples(shards: ShardSet, *, seed, position, process_index, process_
     features = tf.io.parse_single_example(serialized, records.PARSE_SPEC)
     key = tf.random.experimental.stateless_fold_in(
         tf.constant([seed, process_index], tf.int64), index)
-    window_key, caption_key, mixup_key = tf.unstack(tf.random.experimental.stateless_split(key, 3))
+    window_key, caption_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     length = features["audio_length"]
     start = tf.random.stateless_uniform([], seed=window_key, minval=0,
                                         maxval=tf.maximum(length - clip_samples, 1), dtype=tf.int64)
@@ -226,9 +223,6 @@ def _train_examples(shards: ShardSet, *, seed, position, process_index, process_
     caption = (tf.random.stateless_uniform([], seed=caption_key, minval=0, maxval=captions,
                                            dtype=tf.int64) if caption_choice == "random" else 0)
     out = parse.common(features, start=tf.where(length > clip_samples, start, 0), caption=caption)
-    if mixup_alpha is not None:
-      gammas = tf.random.stateless_gamma([2], seed=mixup_key, alpha=mixup_alpha)
-      out["mixup_lambda"] = gammas[0] / (gammas[0] + gammas[1])
     return out
 
   stream = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch_records)
@@ -270,13 +264,6 @@ class _Parser:
       out["task"] = self.task_table.lookup(features["task"])
     return out
 
-  def full_audio(self, features):
-    """(max_samples,) float32: the whole stored clip, zero-padded."""
-    pcm = tf.io.decode_raw(features["audio"], tf.int16)
-    wave = tf.cast(pcm, tf.float32) / records.PCM_SCALE
-    padded = tf.pad(wave, [[0, self.shards.max_samples - tf.shape(wave)[0]]])
-    return tf.ensure_shape(padded, [self.shards.max_samples])
-
   def all_captions(self, features) -> dict:
     tokens = self._tokens(features)
     count = tf.shape(tokens["input_ids"])[0]
@@ -301,7 +288,7 @@ class _Parser:
       return tf.cast(tf.concat([labels, [-1]], axis=0)[0], tf.int32)
 
 
-def _numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
+def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
   options = tf.data.Options()
   options.deterministic = True
   return ds.prefetch(AUTOTUNE).with_options(options).as_numpy_iterator()

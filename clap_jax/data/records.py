@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import re
+from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -91,3 +92,14 @@ def write_json(path: str | os.PathLike, value) -> None:
   tmp = path.with_name(path.name + ".partial")
   tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
   os.replace(tmp, path)
+
+
+def read_shard(path: str) -> Iterator[tuple[str, np.ndarray, tuple[int, ...], tuple[str, ...]]]:
+  """(clip id, float32 audio, labels, captions) of each record of one shard, in order: the
+  evaluator's exact pass over whole clips (a clip's windows are records '{clip}#{k}')."""
+  for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    example = tf.io.parse_single_example(record, PARSE_SPEC)
+    audio = np.frombuffer(example["audio"].numpy(), "<i2").astype(np.float32) / PCM_SCALE
+    yield (example["example_id"].numpy().decode().split("#")[0], audio,
+           tuple(int(l) for l in example["labels"].numpy()),
+           tuple(c.decode() for c in example["captions"].numpy()))

@@ -4,26 +4,17 @@ Sources only describe a collection; they open no audio. Whether a file decodes, 
 has a usable caption is the writer's call, so every rejection lands in one rejects file.
 """
 import csv
-import dataclasses
 import json
 import os
 import pathlib
 import re
 from typing import Iterator, Sequence
 
-# msclap's zero-shot prompt; used to caption collections that only carry class labels.
-DEFAULT_TEMPLATE = "this is a sound of {label}"
+from clap_jax import text
+from clap_jax.data.items import Item
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-  """One source recording. `item_id` is stable across runs (it names the examples and the plan)."""
-  item_id: str
-  audio_path: str
-  captions: tuple[str, ...]
-  labels: tuple[int, ...] = ()
-  task: str = ""
 
 
 def manifest(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
@@ -50,21 +41,21 @@ def manifest(path: str | os.PathLike, *, root: str | os.PathLike | None = None,
       labels = [s for s in labels.split(";") if s.strip()]
     elif not isinstance(labels, list):
       labels = [labels]
-    yield Item(item_id=str(row.get("id") or row["audio"]), audio_path=str(root / row["audio"]),
+    yield Item(item_id=str(row.get("id") or row["audio"]), audio=str(root / row["audio"]),
                captions=tuple(captions), labels=tuple(_label_index(l, classes, path) for l in labels),
                task=row.get("task") or task)
 
 
 def esc50(root: str | os.PathLike, *, meta: str = "meta/esc50.csv", folds: Sequence[int] | None = None,
-          template: str = DEFAULT_TEMPLATE, task: str = "esc50") -> Iterator[Item]:
+          template: str = text.DEFAULT_TEMPLATE, task: str = "esc50") -> Iterator[Item]:
   """An ESC-50 layout: `meta` (filename, fold, target, category) and `audio/`; label = target."""
   root = pathlib.Path(root)
   with open(root / meta, newline="") as f:
     for row in csv.DictReader(f):
       if folds is not None and int(row["fold"]) not in folds:
         continue
-      yield Item(item_id=row["filename"], audio_path=str(root / "audio" / row["filename"]),
-                 captions=(template.format(label=row["category"].replace("_", " ")),),
+      yield Item(item_id=row["filename"], audio=str(root / "audio" / row["filename"]),
+                 captions=(template.format(row["category"].replace("_", " ")),),
                  labels=(int(row["target"]),), task=task)
 
 
@@ -75,12 +66,12 @@ def clotho(captions_csv: str | os.PathLike, audio_dir: str | os.PathLike, *,
   with open(captions_csv, newline="") as f:
     for row in csv.DictReader(f):
       captions = tuple(v for k, v in row.items() if k.startswith("caption_"))
-      yield Item(item_id=row["file_name"], audio_path=str(audio_dir / row["file_name"]),
+      yield Item(item_id=row["file_name"], audio=str(audio_dir / row["file_name"]),
                  captions=captions, task=task)
 
 
 def labelled_folder(root: str | os.PathLike, *, label_pattern: str = r"^([^_]+)_",
-                    template: str = DEFAULT_TEMPLATE, task: str = "") -> Iterator[Item]:
+                    template: str = text.DEFAULT_TEMPLATE, task: str = "") -> Iterator[Item]:
   """Audio files whose label is in the name (group 1 of `label_pattern`), e.g. FSDD's `7_jackson_3.wav`.
 
   Class indices follow the sorted label names (numerically when all are integers, so FSDD's
@@ -92,8 +83,8 @@ def labelled_folder(root: str | os.PathLike, *, label_pattern: str = r"^([^_]+)_
   index = {name: i for i, name in enumerate(classes)}
   for file in files:
     label = _folder_label(file, label_pattern)
-    yield Item(item_id=str(file.relative_to(root)), audio_path=str(file),
-               captions=(template.format(label=label),), labels=(index[label],), task=task)
+    yield Item(item_id=str(file.relative_to(root)), audio=str(file),
+               captions=(template.format(label),), labels=(index[label],), task=task)
 
 
 def classes_of_folder(root: str | os.PathLike, label_pattern: str = r"^([^_]+)_") -> list[str]:

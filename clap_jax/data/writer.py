@@ -25,14 +25,14 @@ import soundfile
 import tensorflow as tf
 import tqdm
 
-from clap_jax import audio
+from clap_jax import audio, text
 from clap_jax.data import records
 from clap_jax.data.sources import Item
 
 
 @dataclasses.dataclass(frozen=True)
 class WriterConfig:
-  tokenizer: str  # what `clap_jax.text.Tokenizer.load` takes: a folder or a name
+  tokenizer: str = str(text.GPT2_FILES)  # what `clap_jax.text.Tokenizer.load` takes
   prefix: str = "clips"
   sample_rate: int = 44100
   max_seconds: float = 10.0
@@ -44,8 +44,7 @@ class WriterConfig:
   seed: int = 0  # item order across shards and the 'random' windows
 
   def __post_init__(self):
-    if self.long_mode not in ("windows", "random"):
-      raise ValueError(f"long_mode must be 'windows' or 'random', got {self.long_mode!r}")
+    audio.check_long_mode(self.long_mode)
     if not 0 < self.min_seconds <= self.max_seconds:
       raise ValueError(f"need 0 < min_seconds <= max_seconds, got {self.min_seconds}, {self.max_seconds}")
 
@@ -59,7 +58,7 @@ def write_shards(items: Iterable[Item], out_dir: str | os.PathLike, config: Writ
   """Writes (or completes) the shard set of `items` in `out_dir`; returns the summary it writes.
 
   `num_workers` processes decode and write shards (0: this process). Beside the shards:
-  `{prefix}-summary.json`, `{prefix}-rejects.jsonl` (item_id, audio_path, reason per line),
+  `{prefix}-summary.json`, `{prefix}-rejects.jsonl` (item_id, audio, reason per line),
   `{prefix}-plan.json` and `{prefix}-parts/` (per-shard results, what a re-run resumes from).
   """
   out_dir = pathlib.Path(out_dir)
@@ -90,10 +89,10 @@ def encode_item(item: Item, config: WriterConfig, tokenizer) -> tuple[list[bytes
   captions = tuple(item.captions)
   if not captions or any(not c.strip() for c in captions):
     raise audio.AudioError(f"{item.item_id}: empty caption (captions: {list(captions)!r})")
-  waveform = audio.load_audio(item.audio_path, config.sample_rate)
+  waveform = audio.load_audio(item.audio, config.sample_rate)
   seconds = waveform.shape[0] / config.sample_rate
   if seconds < config.min_seconds:
-    raise audio.AudioError(f"{item.audio_path}: too short ({seconds:.3f} s < {config.min_seconds} s)")
+    raise audio.AudioError(f"{item.audio}: too short ({seconds:.3f} s < {config.min_seconds} s)")
   if waveform.shape[0] <= config.max_samples:
     windows = waveform[None]
   else:
@@ -147,7 +146,7 @@ def _load_or_make_plan(items, out_dir, config, pool) -> list[list[Item]]:
 def _estimated_bytes(item: Item, config: WriterConfig) -> int:
   """Stored bytes of `item` from its header alone; 0 for a file that will be rejected anyway."""
   try:
-    info = soundfile.info(item.audio_path)
+    info = soundfile.info(item.audio)
   except (soundfile.LibsndfileError, RuntimeError, TypeError, OSError):
     return 0
   samples = math.ceil(info.frames * config.sample_rate / max(info.samplerate, 1))
@@ -177,7 +176,7 @@ def _write_shard(job) -> None:
       try:
         examples, source_samples, stored_samples = encode_item(item, config, tokenizer)
       except audio.AudioError as e:
-        part["rejects"].append(dict(item_id=item.item_id, audio_path=item.audio_path, reason=str(e)))
+        part["rejects"].append(dict(item_id=item.item_id, audio=item.audio, reason=str(e)))
         continue
       for example in examples:
         writer.write(example)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from clap_jax.eval import metrics
-from clap_jax.eval.evaluator import TaskResult
+from clap_jax.eval.zeroshot import TaskResult
 from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, SINGLE_LABEL, Task
 
 # The paper's headline number per task kind (retrieval: both directions).
@@ -82,33 +82,36 @@ def markdown(results: Mapping[str, TaskResult], model_name: str) -> str:
 
 def plot(result: TaskResult, out_dir: pathlib.Path) -> pathlib.Path:
   """The task's chart as `{task}_{confusion|ap|recall}.png`."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")  # files only, no display
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   task = result.task
   if task.kind == SINGLE_LABEL:
-    fig, path = _confusion(plt, task, result), out_dir / f"{task.name}_confusion.png"
+    fig, path = _confusion(task, result), out_dir / f"{task.name}_confusion.png"
   elif task.kind == MULTI_LABEL:
-    fig, path = _per_class_ap(plt, task, result), out_dir / f"{task.name}_ap.png"
+    fig, path = _per_class_ap(task, result), out_dir / f"{task.name}_ap.png"
   else:
-    fig, path = _recall(plt, task, result), out_dir / f"{task.name}_recall.png"
+    fig, path = _recall(task, result), out_dir / f"{task.name}_recall.png"
   fig.savefig(path, dpi=100, bbox_inches="tight")
-  plt.close(fig)
   return path
+
+
+def _subplots(figsize):
+  """A figure that is never shown: matplotlib's object API, so no pyplot state or backend switch."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots()
 
 
 def _label_texts(task: Task) -> list[str]:
   return [label.replace("_", " ") for label in task.labels]
 
 
-def _confusion(plt, task: Task, result: TaskResult):
+def _confusion(task: Task, result: TaskResult):
   n = len(task.labels)
   counts = metrics.confusion_matrix(result.targets.argmax(1), result.scores.argmax(1), n)
   # Row-normalised: each true class sums to 1, so rare classes are as readable as common ones.
   rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
   size = max(4.0, 0.22 * n + 2)
-  fig, ax = plt.subplots(figsize=(size + 1, size))
+  fig, ax = _subplots(figsize=(size + 1, size))
   image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
   fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
   ax.set_xticks(range(n), _label_texts(task), rotation=90, fontsize=7 if n > 20 else 9)
@@ -124,12 +127,12 @@ def _confusion(plt, task: Task, result: TaskResult):
   return fig
 
 
-def _per_class_ap(plt, task: Task, result: TaskResult):
+def _per_class_ap(task: Task, result: TaskResult):
   ap = metrics.per_class_average_precision(result.targets, result.scores)
   present = np.flatnonzero(~np.isnan(ap))
   order = present[np.argsort(ap[present])]
   labels = _label_texts(task)
-  fig, ax = plt.subplots(figsize=(7, max(3.0, 0.18 * len(order) + 1)))
+  fig, ax = _subplots(figsize=(7, max(3.0, 0.18 * len(order) + 1)))
   ax.barh(range(len(order)), ap[order], color="tab:blue")
   ax.set_yticks(range(len(order)), [labels[i] for i in order], fontsize=7 if len(order) > 30 else 9)
   ax.set_xlim(0, 1)
@@ -139,10 +142,10 @@ def _per_class_ap(plt, task: Task, result: TaskResult):
   return fig
 
 
-def _recall(plt, task: Task, result: TaskResult):
+def _recall(task: Task, result: TaskResult):
   directions = ("t2a", "a2t")
   ks = [k for k in result.metrics if k.startswith("t2a/")]
-  fig, ax = plt.subplots(figsize=(6, 3.5))
+  fig, ax = _subplots(figsize=(6, 3.5))
   width = 0.4
   for d, direction in enumerate(directions):
     values = [result.metrics[k.replace("t2a", direction)] for k in ks]

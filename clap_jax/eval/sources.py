@@ -9,7 +9,6 @@ Every process reads only its own share (`Source.local_items`) and an item (all w
 clip) is never split between processes; the evaluator gathers the embeddings.
 """
 import csv
-import dataclasses
 import glob
 import inspect
 import itertools
@@ -19,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from clap_jax.data.items import Item
 from clap_jax.eval.tasks import RETRIEVAL, Task
 
 
@@ -29,16 +29,6 @@ class MissingData(Exception):
 class SourceError(ValueError):
   """The data is present but does not fit the task."""
 
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-  """One clip. `audio`: a file path, or waveform pieces at `rate` (a long clip stored as windows
-  is several pieces; all their windows are averaged into one embedding)."""
-  key: str  # names the clip in messages
-  audio: str | tuple[np.ndarray, ...]
-  rate: int | None = None
-  labels: tuple[int, ...] = ()  # class indices into task.labels
-  captions: tuple[str, ...] = ()
 
 
 class Source:
@@ -163,8 +153,7 @@ def _clotho(task, root, *, aliases, captions="clotho_captions_evaluation.csv", a
   from clap_jax.data import sources as data_sources  # pylint: disable=g-import-not-at-top
   if not (root / captions).is_file():
     raise SourceError(f"{root / captions} is absent")
-  for item in data_sources.clotho(root / captions, root / audio):
-    yield Item(item.item_id, item.audio_path, captions=item.captions)
+  yield from data_sources.clotho(root / captions, root / audio)
 
 
 def _fsdd(task, root, *, aliases):
@@ -246,10 +235,11 @@ class ShardSource(Source):
     self.offsets = np.cumsum((0,) + shards.counts)
 
   def local_items(self, process_index, process_count):
+    from clap_jax.data import records  # pylint: disable=g-import-not-at-top
     for index in range(process_index, len(self.shards.files), process_count):
       path = self.shards.files[index]
       # A clip's windows are consecutive records named '{clip}#{k}'.
-      for clip_id, group in itertools.groupby(enumerate(_records(path)), key=lambda r: r[1][0]):
+      for clip_id, group in itertools.groupby(enumerate(records.read_shard(path)), key=lambda r: r[1][0]):
         windows = list(group)
         position, (_, _, labels, captions) = windows[0]
         if any(not 0 <= l < len(self.task.labels) for l in labels):
@@ -258,18 +248,6 @@ class ShardSource(Source):
         pieces = tuple(audio for _, (_, audio, _, _) in windows)
         yield int(self.offsets[index]) + position, Item(
             clip_id, pieces, rate=self.shards.sample_rate, labels=labels, captions=captions)
-
-
-def _records(path: str) -> Iterator[tuple[str, np.ndarray, tuple[int, ...], tuple[str, ...]]]:
-  """(clip id, float32 audio, labels, captions) of each record of one shard."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from clap_jax.data import records  # pylint: disable=g-import-not-at-top
-  for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
-    example = tf.io.parse_single_example(record, records.PARSE_SPEC)
-    audio = np.frombuffer(example["audio"].numpy(), "<i2").astype(np.float32) / records.PCM_SCALE
-    yield (example["example_id"].numpy().decode().split("#")[0], audio,
-           tuple(int(l) for l in example["labels"].numpy()),
-           tuple(c.decode() for c in example["captions"].numpy()))
 
 
 def _shards(task: Task, data_dir: str, *, pattern: str):

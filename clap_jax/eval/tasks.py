@@ -8,12 +8,13 @@ it. A task's `source` is where its data is looked for by default (paths relative
 import dataclasses
 from collections.abc import Mapping
 
+from clap_jax import text
+
 SINGLE_LABEL = "single_label"  # metric: top-1 (and top-5) accuracy
 MULTI_LABEL = "multi_label"  # metric: macro mAP
 RETRIEVAL = "retrieval"  # metric: R@1/5/10, mAP@10, audio-to-text and text-to-audio
 
-# The paper's prompt (also clap_jax.encode's and clap_jax.data's).
-DEFAULT_TEMPLATES = ("this is a sound of {}",)
+DEFAULT_TEMPLATES = (text.DEFAULT_TEMPLATE,)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Model configurations as data: the official 2023 and 2022 models and tiny variants for tests."""
+"""Model configurations as data: the official 2023 and 2022 models, and small variants for tests
+and demos."""
 import math
 
 import ml_collections
@@ -59,6 +60,7 @@ def clap_2023() -> ml_collections.ConfigDict:
   # 'last_token': pool at the last attended token (attention_mask), correct for new training.
   t.pooling = "msclap"
   t.remat = False  # rematerialise GPT-2 blocks in training
+  c.lock()  # a mistyped key is an error, not a new field
   return c
 
 
@@ -77,6 +79,29 @@ def tiny() -> ml_collections.ConfigDict:
   t.n_head = 2
   t.n_positions = 128
   return c
+
+
+def small() -> ml_collections.ConfigDict:
+  """A few-MB CLAP for 1 s clips at 16 kHz, for the CPU demo and tests: a 64x64 spectrogram image
+  instead of 256x256, and two Swin stages instead of four (a deeper tower barely moves in the
+  few hundred steps a CPU demo affords)."""
+  m = tiny()
+  a = m.audio
+  a.sample_rate = a.mel_sample_rate = 16000
+  a.clip_seconds = 1
+  a.clip_samples = 16000
+  a.n_fft, a.hop_length = 512, 256  # 63 frames, resized to 64
+  a.fmax = 8000.0
+  a.spec_size = 64  # = mel_bins: one 64-frame image, no folding
+  a.embed_dim = 32
+  a.depths = (2, 2)
+  a.num_heads = (2, 4)
+  a.drop_path_rate = 0.0
+  a.spec_augment = False
+  m.text.pooling = "last_token"  # new training: pool at the real end of the text
+  m.text.dropout = 0.0
+  m.projection_dropout = 0.0
+  return m
 
 
 def clap_2022() -> ml_collections.ConfigDict:
@@ -123,6 +148,7 @@ def clap_2022() -> ml_collections.ConfigDict:
   t.pad_token_id = 0  # [PAD]
   t.pooling = "cls"  # msclap's TextEncoder takes the last hidden state at [CLS] (not BERT's pooler)
   t.remat = False  # rematerialise BERT layers in training
+  c.lock()  # a mistyped key is an error, not a new field
   return c
 
 

@@ -55,8 +55,8 @@ def log_mel(waveform: jax.Array, config, stft=None) -> jax.Array:
   band = mel_band(mel_w)  # bins outside it have zero mel weight: not computing them is exact
   real, imag = (k[band, 0] for k in stft_kernels(n_fft))
   kernel = np.concatenate([real, imag], axis=0).T  # (n_fft, 2 * bins)
-  # On CPU the strided conv is both the fastest form and the closest to torchlibrosa; on a GPU it
-  # is slow (H200, 64 clips of 7 s: 12.1 ms, a third of the audio tower), the matmuls take 4.2 ms.
+  # On CPU the strided conv is both the fastest form and the closest to torchlibrosa; on GPUs the
+  # hop-aligned matmuls are faster (bench/ and the README's Performance section).
   def at(fn):
     return functools.partial(fn, kernel=kernel, hop=hop)
   if stft is None:  # chosen when lowering, for the platform compiled for

@@ -283,8 +283,8 @@ class HTSAT(nn.Module):
 
     On CPU, a stage with at least 256 tokens a clip (the first three of CLAP 2023's four) keeps
     the cores busy with one clip's matmuls, and batched its activations fall out of cache: stage 0's
-    MLP hidden layer alone is 6 MB a clip, and stage 2's batched window attention ran 5x slower
-    than the same work one clip at a time. The last stage (64 tokens) is bound by reading its
+    MLP hidden layer alone is 6 MB a clip, and stage 2's batched window attention ran several times
+    slower than the same work one clip at a time. The last stage (64 tokens) is bound by reading its
     weights and gains from the batch. Elsewhere, in training and at init, the whole batch goes
     through every stage.
     """

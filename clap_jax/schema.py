@@ -1,8 +1,10 @@
-"""The training config's schema: every key the loop reads, its default, and the checks.
+"""The one config schema: every key a training run or an evaluation reads, with its default.
 
-Config files (configs/*.py) start from `base()` and change what they need. `check` rejects a key
-the schema does not know (a typo in a config file would otherwise be silently unused) and names
-it; misspelled command-line overrides (`--config.optim.lrr=1`) are caught by `parse_flags`.
+Config files (configs/*.py) start from `training(objective)` or `evaluation()` and change what
+they need. Both are locked ConfigDicts: setting a key the schema does not have (a typo in a file,
+or `--config.optim.lrr=1` on the command line) is an error naming it, and `parse_flags` turns the
+command line's into one line. Keyed-by-name blocks (`evals`, a zero-shot evaluator's `sources` and
+`templates`, `tasks`) hold an entry for every name they know, so any of them is settable by flag.
 """
 import sys
 
@@ -10,15 +12,17 @@ import ml_collections
 from absl import flags
 
 from clap_jax import text
+from clap_jax.eval import zeroshot
 from clap_jax.models import config as model_config
+from clap_jax.train import objectives
 
 
-def base() -> ml_collections.ConfigDict:
-  """Defaults of every key; `configs/pretrain.py` documents the choices."""
+def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
+  """Defaults of every training key; `configs/pretrain.py` documents the choices."""
   c = ml_collections.ConfigDict()
   c.seed = 0  # parameters, dropout and augmentation; the data stream has its own seed
-  c.objective = "contrastive"  # clap_jax.objectives
-  # Objective 'audio_multitask': its tasks by name (clap_jax/objectives/audio_multitask.py).
+  c.objective = objective  # clap_jax.train.objectives
+  # Objective 'audio_multitask': its tasks by name (clap_jax/train/objectives/audio_multitask.py).
   c.tasks = ml_collections.ConfigDict()
   c.model = model_config.clap_2023()
   c.total_steps = 1000
@@ -26,7 +30,7 @@ def base() -> ml_collections.ConfigDict:
   c.tokenizer = str(text.GPT2_FILES)
 
   c.input = ml_collections.ConfigDict()
-  c.input.kind = "shards"  # 'shards': launch/make_shards.py output; 'demo': clap_jax.demo_data
+  c.input.kind = "shards"  # 'shards': launch/make_shards.py output; 'demo': clap_jax.data.demo
   # ('multitask': each of config.tasks' train shards, mixed by input.sampling)
   c.input.train = ""  # shards: glob pattern (or ','-separated patterns)
   c.input.global_batch = 1024
@@ -36,7 +40,7 @@ def base() -> ml_collections.ConfigDict:
   # GPT-2 is causal: token columns past every caption's end change nothing, so a batch is cut to
   # the shortest of these lengths (or the full context) that holds all its captions. One
   # compilation of the step per length used.
-  c.input.text_lengths = (16, 32)
+  c.input.text_lengths = text.TRAINING_BUCKETS
   c.input.sampling = "proportional"  # multitask: 'proportional', 'uniform' or 'temperature'
   c.input.temperature = 1.0  # multitask, sampling='temperature': p_i ∝ n_i^(1/T)
 
@@ -60,7 +64,7 @@ def base() -> ml_collections.ConfigDict:
   c.optim.frozen = ""  # regex over parameter names, e.g. '^model/caption_encoder/gpt2/'
   c.optim.accum_steps = 1  # microbatches per step (gradient accumulation)
 
-  c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1})  # -1: the remaining devices
+  c.mesh = mesh(data=1, fsdp=-1)
   c.sharding = ml_collections.ConfigDict()
   # (regex, 'fsdp' | 'replicate') over names like 'params/model/audio_encoder/...', first match.
   c.sharding.rules = (("^rng$|^step$", "replicate"), (".*", "fsdp"))
@@ -74,51 +78,41 @@ def base() -> ml_collections.ConfigDict:
   c.log = ml_collections.ConfigDict()
   c.log.every_steps = 50
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.every_steps = 0  # 0: only at the end
-  c.eval.tasks = ()  # names in clap_jax.eval.tasks ('demo': clap_jax.demo_data's held-out clips)
-  c.eval.data_dir = "."  # where the tasks' data is looked for
-  c.eval.sources = ml_collections.ConfigDict()  # per task: overrides of its source spec
-  c.eval.templates = ml_collections.ConfigDict()  # per task: prompt templates ('{}' = label)
-  c.eval.batch_size = 64
-  c.eval.num_clips = 256  # demo task: held-out clips
+  # Periodic and final evaluators by name, each {'type': a clap_jax.eval.registry type,
+  # 'every_steps': 0 (only at the end) or N, and its type's settings}; the objective's defaults.
+  c.evals = objectives.default_evals(objective)
 
   c.init = ml_collections.ConfigDict()
-  # A converted MS-CLAP checkpoint (.pth/.safetensors, a convert.save_variables folder, or a
-  # training workdir) to fine-tune from.
+  # A converted MS-CLAP checkpoint (anything clap_jax.weights reads) to fine-tune from.
   c.init.clap_from = ""
   # The audio tower (audio_encoder/htsat) alone, from any of the same kinds of checkpoint.
   c.init.audio_from = ""
+  c.lock()
   return c
 
 
-def small_model() -> ml_collections.ConfigDict:
-  """A few-MB CLAP for 1 s clips at 16 kHz, for the CPU demo and tests: a 64x64 spectrogram image
-  instead of 256x256, and two Swin stages instead of four (a deeper tower barely moves in the
-  few hundred steps a CPU demo affords)."""
-  m = model_config.tiny()
-  a = m.audio
-  a.sample_rate = a.mel_sample_rate = 16000
-  a.clip_seconds = 1
-  a.clip_samples = 16000
-  a.n_fft, a.hop_length = 512, 256  # 63 frames, resized to 64
-  a.fmax = 8000.0
-  a.spec_size = 64  # = mel_bins: one 64-frame image, no folding
-  a.embed_dim = 32
-  a.depths = (2, 2)
-  a.num_heads = (2, 4)
-  a.drop_path_rate = 0.0
-  a.spec_augment = False
-  m.text.pooling = "last_token"  # new training: pool at the real end of the text
-  m.text.dropout = 0.0
-  m.projection_dropout = 0.0
-  return m
+def evaluation() -> ml_collections.ConfigDict:
+  """Defaults of every key of launch/eval.py: the zero-shot evaluator's settings, the model config
+  for an msclap file or `--checkpoint random` (a converted folder or a workdir carries its own)."""
+  c = zeroshot.settings()
+  c.model = model_config.clap_2023()
+  c.tokenizer = str(text.GPT2_FILES)  # a folder with vocab.json and merges.txt, or a hub name
+  c.mesh = mesh(data=-1, fsdp=1)  # evaluation: data parallel
+  c.seed = 0  # parameters of `--checkpoint random`
+  c.lock()
+  return c
+
+
+def mesh(data: int, fsdp: int) -> ml_collections.ConfigDict:
+  """Device mesh axis sizes; -1: the remaining devices."""
+  return ml_collections.ConfigDict({"data": data, "fsdp": fsdp})
 
 
 def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Any config shrunk to a two-step run that any machine does in a minute: the small model with
-  the config's switches (dtype, SpecAugment, remat, pooling), demo data, no periodic work."""
-  model = small_model()
+  """Any training config shrunk to a two-step run that any machine does in a minute: the small
+  model with the config's switches (dtype, SpecAugment, remat, pooling), demo data, and one
+  zero-shot evaluation on the demo's held-out clips at the end."""
+  model = model_config.small()
   model.dtype = config.model.dtype
   model.text.pooling = config.model.text.pooling
   model.audio.spec_augment = config.model.audio.spec_augment
@@ -132,33 +126,10 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.optim.accum_steps = 1
   config.checkpoint.every_steps = 1000
   config.log.every_steps = 1
-  config.eval.tasks = ("demo",)
-  config.eval.sources = ml_collections.ConfigDict()
-  config.eval.templates = ml_collections.ConfigDict()
-  config.eval.num_clips = 8
-  config.eval.batch_size = 4
-  config.eval.every_steps = 0
+  config.evals = objectives.default_evals("contrastive")
+  demo = config.evals.zeroshot
+  demo.tasks, demo.num_clips, demo.batch_size = ("demo",), 8, 4
   return config
-
-
-def _keys(config, prefix="") -> set[str]:
-  keys = set()
-  for key, value in config.items():
-    name = prefix + key
-    keys.add(name)
-    if isinstance(value, ml_collections.ConfigDict):
-      keys |= _keys(value, name + ".")
-  return keys
-
-
-def check(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming every key that `base()` does not have (the model's keys are those
-  of clap_jax.models.config; `eval.sources`, `eval.templates` and `tasks` are keyed by task)."""
-  known = _keys(base())
-  open_dicts = ("eval.sources.", "eval.templates.", "tasks.")  # keyed by task name
-  unknown = sorted(k for k in _keys(config) if k not in known and not k.startswith(open_dicts))
-  if unknown:
-    raise ValueError(f"unknown config keys: {', '.join(unknown)} (see clap_jax/config_utils.py)")
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -172,5 +143,19 @@ def parse_flags(argv: list[str]) -> list[str]:
     message = str(e.args[0] if e.args else e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
     key = message.split("'")[1] if message.count("'") >= 2 else message
     names = [a.split("=")[0] for a in argv if a.startswith("--config.")]
-    flag = next((n for n in names if f".{key}." in n + "."), "--config...")
-    sys.exit(f"unknown config key {flag.removeprefix('--')}: {message}")
+    flag = next((n for n in names if f".{key}." in n + "." or f".{key}=" in n + "="),
+                "--config...")
+    parent = flag.removeprefix("--config.").rsplit(".", 1)[0] if flag.count(".") > 1 else ""
+    known = _known(flags.FLAGS["config"].value, parent)
+    sys.exit(f"unknown config key {flag.removeprefix('--')}: {message}"
+             + (f" (known under {parent}: {', '.join(known)})" if known else ""))
+
+
+def _known(config, dotted: str) -> list[str]:
+  """The keys under `dotted` (the deepest part of it that exists) in `config`, sorted."""
+  node = config
+  for part in filter(None, dotted.split(".")):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      break
+    node = node[part]
+  return sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []

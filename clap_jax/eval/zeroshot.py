@@ -28,14 +28,12 @@ Exactly once: every process reads its own share of each task's clips; all proces
 the global arrays, so every process ends with every clip, and each clip is checked to have been
 seen exactly as many times as it has windows.
 """
-import collections
-import concurrent.futures
 import dataclasses
 import itertools
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import jax
+import ml_collections
 import numpy as np
 import tqdm
 from jax.experimental import multihost_utils
@@ -44,14 +42,10 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from clap_jax import audio as audio_lib
 from clap_jax import sharding as sharding_lib
 from clap_jax import text as text_lib
-from clap_jax.eval import metrics, sources as sources_lib
+from clap_jax.eval import batching, metrics, multihost, sources as sources_lib
 from clap_jax.eval import tasks as tasks_lib
 from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, Task
 
-# Prompts and captions are cut to a multiple of this many token columns (from 8). Finer than
-# training's buckets: a GPT-2 forward compiles in about a second here, and prompts ("this is a
-# sound of ...") are 8-16 tokens long.
-_TEXT_COLUMN_STEP = 4
 # Audio batches are decoded, packed and copied to the devices in a background thread, this many
 # ahead of the one being encoded: on a GPU the host's part of a batch takes as long as the model's.
 _BATCHES_AHEAD = 2
@@ -70,6 +64,39 @@ class TaskResult:
   targets: np.ndarray | None = None
 
 
+def settings() -> ml_collections.ConfigDict:
+  """The evaluator's config block (launch/eval.py's config, a training run's 'zeroshot' entry):
+  `sources` and `templates` hold every registry task's defaults, so each is settable by flag."""
+  c = ml_collections.ConfigDict()
+  c.tasks = tuple(tasks_lib.paper_tasks()) + ("fsdd",)
+  c.data_dir = "data"  # relative source roots and shard patterns are found here
+  # Per task: its source spec (tasks.py; `kind` chooses the reader) and prompt templates
+  # (several: ensembling). Label aliases are part of the task, not settings.
+  c.sources = ml_collections.ConfigDict(
+      {name: {k: v for k, v in task.source.items() if k != "aliases"}
+       for name, task in tasks_lib.TASKS.items()})
+  c.templates = ml_collections.ConfigDict(
+      {name: tuple(task.templates) for name, task in tasks_lib.TASKS.items()})
+  c.batch_size = 64  # clips (windows) per step, over all devices
+  c.text_batch_size = 256
+  c.long_mode = "windows"  # clip longer than the model's: one of clap_jax.audio.LONG_MODES
+  c.workers = 8  # audio decoding threads per process
+  return c
+
+
+def from_settings(model, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, *,
+                  tokenizer, tasks=None, sources: Mapping | None = None,
+                  progress: bool = True) -> "ZeroShotEvaluator":
+  """The evaluator of a `settings()` block; `tasks` / `sources` (ready Sources by task name)
+  replace or add to the block's."""
+  return ZeroShotEvaluator(
+      model, config.tasks if tasks is None else tasks, mesh, tokenizer=tokenizer,
+      batch_size=config.batch_size, text_batch_size=config.text_batch_size,
+      sources={**config.sources.to_dict(), **(sources or {})}, data_dir=config.data_dir,
+      templates={name: tuple(t) for name, t in config.templates.items()},
+      long_mode=config.long_mode, workers=config.workers, progress=progress)
+
+
 def evaluate(model, variables, tasks: Sequence[str | Task], mesh: jax.sharding.Mesh,
              **settings) -> dict[str, TaskResult]:
   """Evaluates `tasks` once; see the module docstring for the arguments."""
@@ -84,8 +111,7 @@ class ZeroShotEvaluator:
                sources: Mapping[str, Mapping | sources_lib.Source] | None = None,
                data_dir: str = ".", templates: Mapping[str, Sequence[str]] | None = None,
                long_mode: str = "windows", workers: int = 4, progress: bool = True):
-    if long_mode not in ("windows", "random"):
-      raise ValueError(f"long_mode must be 'windows' or 'random', got {long_mode!r}")
+    audio_lib.check_long_mode(long_mode)
     tasks = [tasks_lib.get(t) if isinstance(t, str) else t for t in tasks]
     templates = dict(templates or {})
     # Settings of registered tasks left out of this run are fine; an unknown name is a typo.
@@ -182,8 +208,8 @@ class ZeroShotEvaluator:
   def _text_embeddings(self, variables, input_ids: np.ndarray, attention_mask: np.ndarray):
     """(N, L) tokens, the same in every process -> (N, D) float64 embeddings."""
     n = input_ids.shape[0]
-    buckets = range(2 * _TEXT_COLUMN_STEP, attention_mask.shape[1], _TEXT_COLUMN_STEP)
-    columns = text_lib.text_columns(attention_mask, buckets)  # later ones are padding
+    # Finer buckets than training's: a text-only pass compiles fast, and prompts are short.
+    columns = text_lib.text_columns(attention_mask, text_lib.fine_buckets(attention_mask.shape[1]))
     input_ids, attention_mask = input_ids[:, :columns], attention_mask[:, :columns]
     size = self.text_batch
     padded = -(-n // size) * size
@@ -191,7 +217,7 @@ class ZeroShotEvaluator:
     ids, mask = (np.pad(a, ((0, padded - n), (0, 0)), mode="edge") for a in (input_ids, attention_mask))
     outputs = []
     for start in range(0, padded, size):
-      chunk = [_global(a[start:start + size], self._batch_sharding) for a in (ids, mask)]
+      chunk = [multihost.to_global(a[start:start + size], self._batch_sharding) for a in (ids, mask)]
       outputs.append(multihost_utils.process_allgather(self._encode_text(variables, *chunk), tiled=True))
     return np.concatenate(outputs)[:n].astype(np.float64)
 
@@ -202,7 +228,7 @@ class ZeroShotEvaluator:
     fields (all processes), ordered by key: embedding (N, D) averaged over windows, and labels
     (N, C) or caption tokens; None if no clip could be used. And the unusable clips with why."""
     process_index, process_count = jax.process_index(), jax.process_count()
-    rows = _Rows(task, source.max_captions, self.local_batch, self.clip_samples, self.tokenizer)
+    rows = batching.Rows(task, source.max_captions, self.local_batch, self.clip_samples, self.tokenizer)
     unusable = []
 
     def usable(loaded):
@@ -213,17 +239,17 @@ class ZeroShotEvaluator:
         else:
           yield key, item, windows
     batches = rows.batches(usable(self._windows(source.local_items(process_index, process_count))))
-    clips = _Clips()
+    clips = batching.Clips()
     bar = tqdm.tqdm(desc=task.name, unit="clip", total=source.size,
                     disable=not self.progress or process_index != 0)
 
     def place(batch):
-      return None if batch is None else {k: _local_to_global(v, self._batch_sharding)
+      return None if batch is None else {k: multihost.local_to_global(v, self._batch_sharding)
                                          for k, v in batch.items()}
     pending = None
-    for step in _ahead((place(b) for b in itertools.chain(batches, itertools.repeat(None))),
+    for step in batching.ahead((place(b) for b in itertools.chain(batches, itertools.repeat(None))),
                        _BATCHES_AHEAD):
-      if not _any_process(step is not None):
+      if not multihost.any_process(step is not None):
         break
       step = place(rows.empty()) if step is None else step
       step["embedding"] = self._encode_audio(variables, step.pop("audio"))
@@ -234,7 +260,7 @@ class ZeroShotEvaluator:
     if pending is not None:
       bar.update(clips.add(multihost_utils.process_allgather(pending, tiled=True)))
     bar.close()
-    unusable = _gather_strings(unusable)  # complete: the loop above ran the loader to its end
+    unusable = multihost.gather_strings(unusable)  # complete: the loop above ran the loader to its end
     if not clips.sums and unusable:
       return None, unusable
     return clips.finish(task.name), unusable
@@ -248,7 +274,7 @@ class ZeroShotEvaluator:
         if isinstance(item.audio, str):
           pieces = [audio_lib.load_audio(item.audio, self.sample_rate)]
         else:
-          pieces = [audio_lib.prepare_array(p, item.rate, self.sample_rate, name=item.key)
+          pieces = [audio_lib.prepare_array(p, item.rate, self.sample_rate, name=item.item_id)
                     for p in item.audio]
       except audio_lib.AudioError as e:
         return key, item, e
@@ -257,153 +283,9 @@ class ZeroShotEvaluator:
       # Views, padded by the packer straight into its batch: one copy of each clip.
       return key, item, [w for p in pieces
                          for w in audio_lib.window_views(p, self.clip_samples, self.long_mode, rng)]
-    return _bounded_map(load, items, self.workers)
-
-
-class _Rows:
-  """Packs windows into fixed-shape local batches: audio (b, clip), key, windows (the clip's window
-  count), mask, and labels (b, C) multi-hot or caption tokens (b, C, L)."""
-
-  def __init__(self, task: Task, max_captions: int, size: int, clip_samples: int, tokenizer):
-    self.task, self.max_captions, self.size = task, max_captions, size
-    self.clip_samples, self.tokenizer = clip_samples, tokenizer
-
-  def batches(self, loaded) -> Iterator[dict[str, np.ndarray]]:
-    rows = []
-    for key, item, windows in loaded:
-      if key >= 2 ** 31:
-        raise ValueError(f"{self.task.name}: clip key {key} does not fit int32")
-      fields = self._clip_fields(item)
-      rows.extend((key, window, len(windows), fields) for window in windows)
-      while len(rows) >= self.size:
-        yield self._batch(rows[:self.size])
-        rows = rows[self.size:]
-    if rows:
-      yield self._batch(rows)
-
-  def empty(self) -> dict[str, np.ndarray]:
-    return self._batch([])
-
-  def _clip_fields(self, item: sources_lib.Item) -> dict[str, np.ndarray]:
-    if self.task.kind == RETRIEVAL:
-      tokens = self.tokenizer(list(item.captions))
-      count = len(item.captions)
-      pad = ((0, self.max_captions - count), (0, 0))
-      return {"caption_ids": np.pad(tokens["input_ids"], pad),
-              "caption_attention": np.pad(tokens["attention_mask"], pad),
-              "caption_valid": np.arange(self.max_captions) < count}
-    labels = np.zeros(len(self.task.labels), np.int8)
-    labels[list(item.labels)] = 1
-    return {"labels": labels}
-
-  def _batch(self, rows) -> dict[str, np.ndarray]:
-    n = self.size
-    batch = {"audio": np.zeros((n, self.clip_samples), np.float32),
-             "key": np.zeros(n, np.int32), "windows": np.zeros(n, np.int32),
-             "mask": np.zeros(n, bool)}
-    if self.task.kind == RETRIEVAL:
-      length = self.tokenizer.context_length
-      batch.update(caption_ids=np.zeros((n, self.max_captions, length), np.int32),
-                   caption_attention=np.zeros((n, self.max_captions, length), np.int32),
-                   caption_valid=np.zeros((n, self.max_captions), bool))
-    else:
-      batch["labels"] = np.zeros((n, len(self.task.labels)), np.int8)
-    for i, (key, window, windows, fields) in enumerate(rows):
-      audio_lib.repeat_pad(window, self.clip_samples, out=batch["audio"][i])
-      batch["key"][i], batch["windows"][i], batch["mask"][i] = key, windows, True
-      for name, value in fields.items():
-        batch[name][i] = value
-    return batch
-
-
-class _Clips:
-  """Sums window embeddings per clip key and keeps each clip's other fields."""
-
-  def __init__(self):
-    self.sums, self.seen, self.windows, self.fields = {}, collections.Counter(), {}, {}
-
-  def add(self, gathered: dict[str, np.ndarray]) -> int:
-    """Adds one gathered global batch; returns how many new clips it started."""
-    new = 0
-    for i in np.flatnonzero(gathered["mask"]):
-      key = int(gathered["key"][i])
-      embedding = gathered["embedding"][i].astype(np.float64)
-      if key in self.sums:
-        self.sums[key] += embedding
-      else:
-        new += 1
-        self.sums[key] = embedding
-        self.windows[key] = int(gathered["windows"][i])
-        self.fields[key] = {k: v[i] for k, v in gathered.items()
-                            if k not in ("embedding", "key", "windows", "mask")}
-      self.seen[key] += 1
-    return new
-
-  def finish(self, name: str) -> dict[str, np.ndarray]:
-    if not self.sums:
-      raise sources_lib.SourceError(f"{name}: the source yielded no clips")
-    wrong = {k: (self.seen[k], self.windows[k]) for k in self.sums if self.seen[k] != self.windows[k]}
-    if wrong:
-      raise AssertionError(f"{name}: clips seen a wrong number of times (seen, windows): "
-                           f"{dict(list(wrong.items())[:5])}")
-    keys = sorted(self.sums)
-    out = {"key": np.array(keys),
-           "embedding": np.stack([self.sums[k] / self.seen[k] for k in keys])}
-    for field in self.fields[keys[0]]:
-      out[field] = np.stack([self.fields[k][field] for k in keys])
-    return out
+    return batching.bounded_map(load, items, self.workers)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
   x = np.asarray(x, np.float64)
   return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def _global(x: np.ndarray, sharding) -> jax.Array:
-  """An array every process holds whole -> a global array split by `sharding`."""
-  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-
-def _local_to_global(x: np.ndarray, sharding) -> jax.Array:
-  """This process's rows -> its part of a global array (rows of all processes stacked)."""
-  return jax.make_array_from_process_local_data(sharding, x)
-
-
-def _gather_strings(strings: list[str]) -> list[str]:
-  """Every process's `strings`, in process order, in every process."""
-  if jax.process_count() == 1:
-    return list(strings)
-  data = np.frombuffer(json.dumps(strings).encode(), np.uint8)
-  lengths = multihost_utils.process_allgather(np.array(len(data)))
-  padded = np.zeros(int(lengths.max()), np.uint8)
-  padded[:len(data)] = data
-  gathered = multihost_utils.process_allgather(padded)
-  return [s for row, n in zip(gathered, lengths) for s in json.loads(row[:n].tobytes())]
-
-
-def _any_process(flag: bool) -> bool:
-  if jax.process_count() == 1:
-    return flag
-  return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
-
-
-def _bounded_map(fn, items: Iterable, workers: int) -> Iterator:
-  """map(fn, items) on a thread pool, in order, with at most 2 * workers results in flight."""
-  with concurrent.futures.ThreadPoolExecutor(max(workers, 1)) as pool:
-    pending = collections.deque()
-    for item in items:
-      pending.append(pool.submit(fn, item))
-      if len(pending) > 2 * workers:
-        yield pending.popleft().result()
-    while pending:
-      yield pending.popleft().result()
-
-
-def _ahead(iterator: Iterator, size: int) -> Iterator:
-  """Yields `iterator`'s items, computing up to `size` of them ahead in a background thread."""
-  with concurrent.futures.ThreadPoolExecutor(1) as thread:
-    pending = collections.deque(thread.submit(next, iterator) for _ in range(size))
-    while True:
-      item = pending.popleft().result()
-      pending.append(thread.submit(next, iterator))
-      yield item

@@ -59,6 +59,11 @@ class Checkpointer:
         state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
     return restored["state"], restored["meta"]
 
+  def saved_config(self, step: int) -> ml_collections.ConfigDict:
+    """The config the run that saved `step` was started with."""
+    meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    return ml_collections.ConfigDict(json.loads(meta["config"]))
+
   def wait(self) -> None:
     """Blocks until background writes are done (before exiting, or to read them back)."""
     self._manager.wait_until_finished()

@@ -4,8 +4,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from clap_jax import losses, sharding
+from clap_jax import data, sharding
+from clap_jax.data import demo
+from clap_jax.eval import registry
 from clap_jax.models.clap import CLAP
+from clap_jax.text import Tokenizer
+from clap_jax.train import ConfigError, losses
 
 
 class Contrastive:
@@ -18,6 +22,32 @@ class Contrastive:
     self.config = config
     self.mesh = mesh
     self.model = CLAP(config.model)
+
+  @staticmethod
+  def default_evals() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({"zeroshot": registry.defaults("zeroshot")})
+
+  @staticmethod
+  def check_inputs(config: ml_collections.ConfigDict) -> None:
+    kind = config.input.kind
+    if kind not in ("shards", "demo"):
+      raise ConfigError(f"input.kind {kind!r}: objective 'contrastive' reads 'shards' or 'demo'")
+    if kind == "shards" and not config.input.train:
+      raise ConfigError("input.train is missing: a glob pattern of launch/make_shards.py shards, "
+                       "e.g. --config.input.train='/data/shards/*/*.tfrecord'")
+
+  def batches(self, start_step: int):
+    """This process's share of each global batch, from global batch `start_step` on."""
+    c, model = self.config.input, self.config.model
+    common = dict(batch_size=c.global_batch, seed=c.seed, start_step=start_step,
+                  process_index=jax.process_index(), process_count=jax.process_count())
+    if c.kind == "demo":
+      return demo.train_batches(
+          sample_rate=model.audio.sample_rate, clip_samples=model.audio.clip_samples,
+          tokenizer=Tokenizer.load(self.config.tokenizer, model.text.context_length), **common)
+    return data.train_batches(c.train.split(","), clip_samples=model.audio.clip_samples,
+                              shuffle_buffer=c.shuffle_buffer, caption_choice=c.caption_choice,
+                              **common)
 
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
     """Zeros shaped as a training batch (for initialisation and benchmarks)."""

@@ -1,40 +1,20 @@
 """Initialisation from existing weights: a whole CLAP model, or its audio tower alone (from a CLAP
 checkpoint or from a workdir of configs/audio_pretrain.py).
 
-A checkpoint is any of: an msclap `.pth`/`.safetensors` file (converted on the fly), a folder
-written by `clap_jax.convert.save_variables`, or a training workdir (its latest checkpoint).
+A checkpoint is anything clap_jax.weights reads (an msclap file, a converted folder, a workdir).
 Loaded arrays must match the model's shapes exactly; a mismatch is an error naming the array.
 """
-import pathlib
-
 import jax
 import ml_collections
 import numpy as np
 
-from clap_jax import checkpoint, convert, sharding
+from clap_jax import sharding, weights
 
 # The audio tower shared by every objective (HTSAT: patch embedding, Swin stages, bn0); the
 # projection belongs to the contrastive objective and is not taken.
 AUDIO_TOWER = ("audio_encoder", "htsat")
 # The same tower in a workdir of the audio multi-task pretraining (clap_jax.models.audio_tasks).
 MULTITASK_AUDIO_TOWER = ("htsat",)
-
-
-def load_variables(path, model_config: ml_collections.ConfigDict
-                   ) -> tuple[ml_collections.ConfigDict, dict]:
-  """-> (model config, {'params', 'batch_stats'} numpy) of the checkpoint at `path`.
-
-  A workdir or converted folder brings its own model config; a `.pth`/`.safetensors` file is
-  converted for `model_config`, which is returned with it.
-  """
-  path = pathlib.Path(path)
-  if path.is_file():
-    return model_config, convert.convert_checkpoint(path, model_config)
-  if (path / "checkpoints").is_dir():
-    return checkpoint.load_inference_variables(path)
-  if path.is_dir():
-    return convert.load_variables(path)
-  raise FileNotFoundError(f"{path}: no checkpoint file, converted folder or training workdir")
 
 
 def _replace(target: dict, source: dict, where: str) -> dict:
@@ -66,10 +46,10 @@ def initialise(variables: dict, config: ml_collections.ConfigDict,
                model_config: ml_collections.ConfigDict) -> dict:
   """Fresh model `variables` with `config.clap_from` and/or `config.audio_from` loaded in."""
   if config.clap_from:
-    variables = _replace(variables, load_variables(config.clap_from, model_config)[1],
+    variables = _replace(variables, weights.load(config.clap_from, model_config)[1],
                          config.clap_from)
   if config.audio_from:
-    loaded = load_variables(config.audio_from, model_config)[1]
+    loaded = weights.load(config.audio_from, model_config)[1]
     tower = AUDIO_TOWER if "audio_encoder" in loaded["params"] else MULTITASK_AUDIO_TOWER
     audio = {c: _nest(AUDIO_TOWER, _subtree(loaded[c], tower)) for c in loaded}
     variables = _replace(variables, audio, config.audio_from)

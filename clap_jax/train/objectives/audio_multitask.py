@@ -20,6 +20,8 @@ import numpy as np
 import optax
 
 from clap_jax import data
+from clap_jax.eval import registry
+from clap_jax.train import ConfigError
 from clap_jax.models.audio_tasks import AudioTasks
 
 _TASK_KEYS = {"num_labels", "multi_label", "weight", "train", "heldout"}
@@ -109,6 +111,29 @@ class AudioMultitask:
     self.mesh = mesh
     self.tasks = tasks_of(config)
     self.model = AudioTasks(config.model, tuple((t.name, t.num_labels) for t in self.tasks))
+
+  @staticmethod
+  def default_evals() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({"heads": registry.defaults("heads")})
+
+  @staticmethod
+  def check_inputs(config: ml_collections.ConfigDict) -> None:
+    if config.input.kind != "multitask":
+      raise ConfigError(f"input.kind {config.input.kind!r}: objective 'audio_multitask' reads "
+                       "'multitask'")
+    missing = [t.name for t in tasks_of(config) if not t.train]
+    if missing:
+      raise ConfigError(f"config.tasks {missing}: no train shards (config.tasks.<name>.train)")
+
+  def batches(self, start_step: int):
+    """This process's share of each global batch, from global batch `start_step` on."""
+    c = self.config.input
+    return data.multitask_batches(
+        task_sources(self.config, "train"), clip_samples=self.config.model.audio.clip_samples,
+        shuffle_buffer=c.shuffle_buffer, sampling=c.sampling,
+        temperature=c.temperature if c.sampling == "temperature" else None,
+        batch_size=c.global_batch, seed=c.seed, start_step=start_step,
+        process_index=jax.process_index(), process_count=jax.process_count())
 
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
     """Zeros shaped as a training batch (for initialisation and benchmarks)."""

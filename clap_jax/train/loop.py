@@ -19,37 +19,15 @@ import tensorboardX
 import tqdm
 from jax.experimental import multihost_utils
 
-from clap_jax import checkpoint, config_utils, data, demo_data, evaluation, objectives, optim
-from clap_jax import pretrained, sharding, step as step_lib
-from clap_jax.text import Tokenizer, text_columns
+from clap_jax import data, sharding
+from clap_jax.eval import registry
+from clap_jax.text import text_columns
+from clap_jax.train import checkpoint, init as init_lib, objectives, optim, resume
+from clap_jax.train import step as step_lib, summary
 
 
 class NonFiniteLoss(FloatingPointError):
   pass
-
-
-def _train_batches(config: ml_collections.ConfigDict, start_step: int):
-  """This process's share of each global batch, from global batch `start_step` on."""
-  c = config.input
-  common = dict(batch_size=c.global_batch, seed=c.seed, start_step=start_step,
-                process_index=jax.process_index(), process_count=jax.process_count())
-  if c.kind == "demo":
-    return demo_data.train_batches(
-        sample_rate=config.model.audio.sample_rate, clip_samples=config.model.audio.clip_samples,
-        tokenizer=Tokenizer.load(config.tokenizer, config.model.text.context_length), **common)
-  if c.kind == "shards":
-    if not c.train:
-      raise ValueError("input.kind='shards' needs input.train, a glob pattern of shard files")
-    return data.train_batches(c.train.split(","), clip_samples=config.model.audio.clip_samples,
-                              shuffle_buffer=c.shuffle_buffer, caption_choice=c.caption_choice,
-                              **common)
-  if c.kind == "multitask":
-    return data.multitask_batches(
-        objectives.audio_multitask.task_sources(config, "train"),
-        clip_samples=config.model.audio.clip_samples, shuffle_buffer=c.shuffle_buffer,
-        sampling=c.sampling, temperature=c.temperature if c.sampling == "temperature" else None,
-        **common)
-  raise ValueError(f"unknown input.kind {c.kind!r}: 'shards', 'multitask' or 'demo'")
 
 
 def trim_text(batch: dict, lengths) -> dict:
@@ -113,6 +91,12 @@ class _Log:
     if self.main:
       self.bar.write(text)
 
+  def summary(self, text: str) -> None:
+    """After the progress bar: the run's closing lines."""
+    self.bar.close()
+    if self.main:
+      print(text, flush=True)
+
   def close(self) -> None:
     self.bar.close()
     if self.main:
@@ -142,7 +126,6 @@ class Setup:
 
 
 def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None) -> Setup:
-  config_utils.check(config)
   mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
   objective = objectives.get(config, mesh)
   rng = jax.random.PRNGKey(config.seed)
@@ -165,13 +148,17 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
 def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) in `workdir`; returns the final evaluation's metrics (may be empty)."""
   workdir = pathlib.Path(workdir)
-  run = build(config)
+  objectives.check_inputs(config)
+  started = time.perf_counter()
   ckpt = checkpoint.Checkpointer(workdir, config.checkpoint)
   latest = ckpt.latest_step()
+  if latest is not None:
+    resume.check_config(ckpt.saved_config(latest), config, workdir)
+  run = build(config)
   if latest is None:
     state = run.init()
     if config.init.clap_from or config.init.audio_from:
-      variables = pretrained.initialise(
+      variables = init_lib.initialise(
           {"params": state["params"]["model"], "batch_stats": state["batch_stats"]},
           config.init, config.model)
       state = jax.device_put(
@@ -181,13 +168,13 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
   else:
     state, meta = ckpt.restore(latest, run.abstract_state, run.state_shardings)
     next_batch = meta["data"]["next_batch"]
-  evaluator = evaluation.Evaluator(config, run.objective, run.mesh)
+  evaluators = registry.from_config(config, run.objective, run.mesh)
 
-  step = int(state["step"])
+  step = first_step = int(state["step"])
   log = _Log(workdir, config, step)
   log.message(f"{'resuming at' if latest is not None else 'starting at'} step {step} of "
               f"{config.total_steps}; mesh {dict(run.mesh.shape)}, {jax.process_count()} process(es)")
-  batches = _train_batches(config, next_batch)
+  batches = run.objective.batches(next_batch)
   preemption = checkpoint.Preemption()
   previous = None  # (step, metrics) of the last step, checked once the next one is queued
   try:
@@ -209,12 +196,17 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if preempted:
         log.message(f"{preemption.signal}: saved step {step}, stopping; rerun to resume")
         return {}
-      if evaluator.due(step):
-        log.scalars(step, evaluator.run(state), "eval/")
-    results = evaluator.run(state) if evaluator.enabled else {}
+      for evaluator in evaluators:
+        if evaluator.due(step):
+          log.scalars(step, evaluator.run(state), "eval/")
+    results = {}
+    for evaluator in evaluators:
+      results.update(evaluator.run(state))
     log.scalars(step, results, "eval/")
-    for name, value in results.items():
-      log.message(f"eval/{name} = {value:.4f}")
+    ckpt.wait()
+    log.summary(summary.text(config, workdir, first_step=int(first_step), step=step,
+                             seconds=time.perf_counter() - started, results=results,
+                             checkpoint_step=ckpt.latest_step()))
     return results
   finally:
     ckpt.wait()

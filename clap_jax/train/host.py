@@ -2,9 +2,8 @@
 
 XLA on CPU allocates a step's temporaries (activations, every gradient) afresh each step, and glibc
 serves blocks that large by mapping new memory from the kernel and unmapping it on free, so every
-step faults all of it in again, 4 KiB at a time: for the full model's train step ~230k page faults
-and ~0.45 s of kernel time (about a fifth of the step on 2 CPUs). glibc's `glibc.malloc.hugetlb=1`
-tunable backs those blocks with 2 MiB transparent huge pages (~1k faults a step). Tunables are read
+step faults all of it in again, 4 KiB at a time (the README's Performance section has the cost).
+glibc's `glibc.malloc.hugetlb=1` tunable backs those blocks with 2 MiB transparent huge pages. Tunables are read
 when the process starts, so the setting takes a restart of the process (an exec, same pid).
 """
 import os

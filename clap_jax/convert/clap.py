@@ -1,0 +1,70 @@
+"""The 2023 CLAP's key table: msclap's state dict (HTSAT + GPT-2 + projections) -> Flax variables,
+and the strict check of a converted tree against the model's own shapes."""
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from clap_jax.convert.files import load_state_dict
+from clap_jax.convert.gpt2 import gpt2_params
+from clap_jax.convert.htsat import htsat_variables
+from clap_jax.convert.tensors import ConversionError, StateReader, layer_norm, linear
+
+
+def _projection(reader: StateReader, prefix: str) -> dict:
+  return {"linear1": linear(reader, prefix + ".linear1", bias=False),
+          "linear2": linear(reader, prefix + ".linear2", bias=False),
+          "layer_norm": layer_norm(reader, prefix + ".layer_norm")}
+
+
+def convert_state_dict(state: dict[str, np.ndarray], config: ml_collections.ConfigDict,
+                       source: str = "checkpoint") -> dict:
+  """An msclap CLAP state dict -> {'params', 'batch_stats'} for `CLAP(config)`."""
+  reader = StateReader({k.removeprefix("module."): v for k, v in state.items()}, source)
+  audio = htsat_variables(reader, "audio_encoder.base.htsat.", config.audio)
+  logit_scale = reader.take("logit_scale")
+  variables = {
+      "params": {
+          "audio_encoder": {"htsat": audio["params"],
+                            "projection": _projection(reader, "audio_encoder.projection")},
+          "caption_encoder": {"gpt2": gpt2_params(reader, "caption_encoder.base.", config.text),
+                              "projection": _projection(reader, "caption_encoder.projection")},
+          "logit_scale": None if logit_scale is None else np.reshape(logit_scale, ()),
+      },
+      "batch_stats": {"audio_encoder": {"htsat": audio["batch_stats"]}},
+  }
+  reader.raise_if_bad()
+  check_against_model(variables, config, source)
+  return jax.tree.map(lambda x: np.asarray(x, np.float32), variables)
+
+
+def check_against_model(variables: dict, config: ml_collections.ConfigDict, source: str) -> None:
+  """Every leaf the model declares is present with its shape, and nothing else."""
+  expected = {jax.tree_util.keystr(p): v.shape
+              for p, v in jax.tree_util.tree_leaves_with_path(abstract_variables(config))}
+  got = {jax.tree_util.keystr(p): np.shape(v)
+         for p, v in jax.tree_util.tree_leaves_with_path(variables)}
+  problems = [f"not filled: {k}" for k in sorted(set(expected) - set(got))]
+  problems += [f"not in the model: {k}" for k in sorted(set(got) - set(expected))]
+  problems += [f"{k}: shape {got[k]}, model expects {expected[k]}"
+               for k in sorted(set(got) & set(expected)) if tuple(got[k]) != tuple(expected[k])]
+  if problems:
+    raise ConversionError(f"{source} does not fit the model: " + "; ".join(problems))
+
+
+def abstract_variables(config: ml_collections.ConfigDict) -> dict:
+  """Shapes and dtypes of CLAP(config)'s variables, without computing anything."""
+  from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
+  model = CLAP(config)
+  a, t = config.audio, config.text
+  return jax.eval_shape(
+      model.init, {"params": jax.random.key(0), "dropout": jax.random.key(1)},
+      jnp.zeros((1, a.clip_samples), jnp.float32), jnp.zeros((1, t.context_length), jnp.int32),
+      jnp.ones((1, t.context_length), jnp.int32))
+
+
+def convert_checkpoint(path: str | os.PathLike, config: ml_collections.ConfigDict) -> dict:
+  """Reads an msclap checkpoint file and converts it for `CLAP(config)`."""
+  return convert_state_dict(load_state_dict(path), config, source=str(path))

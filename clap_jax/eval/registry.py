@@ -1,0 +1,102 @@
+"""A training run's evaluators, chosen by its config as big_vision's `evaluators/common.py` does.
+
+`config.evals` maps a name to an entry `{'type', 'every_steps', ...}`; `type` picks the evaluator
+below and the rest are its settings (`defaults(type)`). Every evaluator yields
+('task/metric', value) pairs; the loop logs them under 'eval/'.
+
+  zeroshot  clap_jax.eval.zeroshot over registry tasks (`tasks`, `data_dir`, `sources`,
+            `templates`, ...); the task 'demo' is clap_jax.data.demo's held-out clips.
+  heads     clap_jax.eval.heads: the audio multi-task heads on their held-out shards.
+"""
+import jax
+import ml_collections
+
+from clap_jax.data import demo
+from clap_jax.data.items import Item
+from clap_jax.eval import heads, sources as sources_lib, tasks as tasks_lib, zeroshot
+from clap_jax.text import Tokenizer
+
+
+def defaults(kind: str) -> ml_collections.ConfigDict:
+  """The entry of an evaluator of type `kind`, with every key it reads."""
+  if kind == "zeroshot":
+    c = zeroshot.settings()
+    c.tasks = ()  # none: evaluation off
+    c.data_dir = "."
+    c.num_clips = 256  # task 'demo': held-out clips
+  elif kind == "heads":
+    c = ml_collections.ConfigDict()
+    c.tasks = ()  # names in config.tasks, each with held-out shards
+    c.batch_size = 64
+  else:
+    raise ValueError(f"unknown evaluator type {kind!r}: one of {TYPES}")
+  c.type = kind
+  c.every_steps = 0  # 0: only at the end of the run
+  return c
+
+
+def demo_task(config: ml_collections.ConfigDict, num_clips: int
+              ) -> tuple[tasks_lib.Task, sources_lib.Source]:
+  """clap_jax.data.demo's classes as a zero-shot task, on clips drawn with a seed training never
+  uses."""
+  audio_config = config.model.audio
+  audio, labels = demo.eval_set(num_clips=num_clips, sample_rate=audio_config.sample_rate,
+                                clip_samples=audio_config.clip_samples,
+                                seed=config.input.seed + 1_000_003)
+  task = tasks_lib.Task("demo", "Demo", "Demo", tasks_lib.SINGLE_LABEL, demo.LABELS, source={},
+                        templates=(demo.PROMPT,), in_paper=False)
+  items = [Item(f"demo/{i}", (clip,), rate=audio_config.sample_rate, labels=(int(l),))
+           for i, (clip, l) in enumerate(zip(audio, labels))]
+  return task, sources_lib.ListSource(items)
+
+
+def _zeroshot(entry, config, objective, mesh):
+  tasks, sources = [], {}
+  for name in entry.tasks:
+    if name == "demo":
+      task, sources["demo"] = demo_task(config, entry.num_clips)
+      tasks.append(task)
+    else:
+      tasks.append(name)
+  return zeroshot.from_settings(
+      objective.model, entry, mesh, tasks=tasks, sources=sources, progress=False,
+      tokenizer=Tokenizer.load(config.tokenizer, config.model.text.context_length))
+
+
+def _heads(entry, config, objective, mesh):
+  own = {t.name: t for t in objective.tasks}
+  unknown = [name for name in entry.tasks if name not in own]
+  if unknown:
+    raise ValueError(f"heads evaluator: tasks {unknown} are not tasks of config.tasks {sorted(own)}")
+  return heads.HeadsEvaluator(objective.model, [own[name] for name in entry.tasks], mesh,
+                              batch_size=entry.batch_size,
+                              clip_samples=config.model.audio.clip_samples)
+
+
+_BUILDERS = {"zeroshot": _zeroshot, "heads": _heads}
+TYPES = tuple(_BUILDERS)
+
+
+class Evaluator:
+  """One `config.evals` entry: `due(step)` says whether it runs after `step`; `run(state)` ->
+  {'task/metric': value}."""
+
+  def __init__(self, name: str, entry, config, objective, mesh: jax.sharding.Mesh):
+    if entry.type not in _BUILDERS:
+      raise ValueError(f"evals.{name}.type {entry.type!r}: one of {TYPES}")
+    self.name, self.every_steps, self.total_steps = name, entry.every_steps, config.total_steps
+    self._evaluator = _BUILDERS[entry.type](entry, config, objective, mesh)
+
+  def due(self, step: int) -> bool:
+    return self.every_steps > 0 and step % self.every_steps == 0 and step < self.total_steps
+
+  def run(self, state: dict) -> dict[str, float]:
+    variables = {"params": state["params"]["model"], "batch_stats": state["batch_stats"]}
+    return dict(self._evaluator.run(variables))
+
+
+def from_config(config: ml_collections.ConfigDict, objective, mesh: jax.sharding.Mesh
+                ) -> list[Evaluator]:
+  """The run's evaluators: the entries of `config.evals` that have tasks."""
+  return [Evaluator(name, entry, config, objective, mesh)
+          for name, entry in sorted(config.evals.items()) if entry.tasks]

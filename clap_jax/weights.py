@@ -1,0 +1,80 @@
+"""The one place a checkpoint argument becomes (model config, variables): for `encode.load`,
+`launch/eval.py` and a training run's `init.*_from`.
+
+A checkpoint is any of:
+  None                     the official file of `version` from the hub (downloaded once)
+  'random'                 freshly initialised parameters of the model config (plumbing runs)
+  a .pth / .safetensors    an msclap checkpoint, converted for the model config
+  a converted folder       written by `clap_jax.convert.save_variables`; brings its model config
+  a training workdir       its latest checkpoint (the model's arrays only); brings its model config
+Variables are host numpy arrays {'params', 'batch_stats'}.
+"""
+import hashlib
+import os
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+
+from clap_jax import convert
+
+HUB_REPO = "microsoft/msclap"
+HUB_FILES = {"2023": "CLAP_weights_2023.pth"}
+
+
+def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.ConfigDict, *,
+         version: str = "2023", seed: int = 0, cache: bool = False
+         ) -> tuple[ml_collections.ConfigDict, dict]:
+  """-> (model config, variables) of `checkpoint` (see above). `model_config` is the config a
+  file is converted for or random parameters are drawn for; `cache` keeps a file's conversion
+  under $CLAP_JAX_CACHE (default ~/.cache/clap_jax) for the next load."""
+  if checkpoint is None:
+    checkpoint = _download(version)
+  if str(checkpoint) == "random":
+    return model_config, random_variables(model_config, seed)
+  path = pathlib.Path(checkpoint)
+  if path.is_file():
+    return model_config, (_cached_conversion if cache else convert.convert_checkpoint)(
+        path, model_config)
+  if (path / "checkpoints").is_dir():
+    from clap_jax.train import checkpoint as train_checkpoint  # pylint: disable=g-import-not-at-top
+    return train_checkpoint.load_inference_variables(path)
+  if path.is_dir():
+    return convert.load_variables(path)
+  raise FileNotFoundError(f"{path}: no checkpoint file, converted folder or training workdir "
+                          "(or 'random')")
+
+
+def random_variables(model_config: ml_collections.ConfigDict, seed: int = 0) -> dict:
+  """Freshly initialised CLAP variables, as host numpy."""
+  from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
+  a, t = model_config.audio, model_config.text
+  keys = jax.random.split(jax.random.key(seed))
+  variables = jax.jit(CLAP(model_config).init)(
+      {"params": keys[0], "dropout": keys[1]}, np.zeros((1, a.clip_samples), np.float32),
+      np.zeros((1, t.context_length), np.int32), np.ones((1, t.context_length), np.int32))
+  return jax.tree.map(np.asarray, variables)
+
+
+def cache_dir() -> pathlib.Path:
+  return pathlib.Path(os.environ.get("CLAP_JAX_CACHE", pathlib.Path.home() / ".cache" / "clap_jax"))
+
+
+def _cached_conversion(checkpoint: pathlib.Path, config: ml_collections.ConfigDict) -> dict:
+  """Converts once per checkpoint file (keyed by path, size and mtime) and reloads after."""
+  stat = checkpoint.stat()
+  key = hashlib.sha256(f"{checkpoint.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+  cached = cache_dir() / key[:16]
+  if (cached / convert.VARIABLES_FILE).is_file():
+    return convert.load_variables(cached)[1]
+  variables = convert.convert_checkpoint(checkpoint, config)
+  convert.save_variables(variables, cached, config)
+  return variables
+
+
+def _download(version: str) -> str:
+  if version not in HUB_FILES:
+    raise ValueError(f"no official checkpoint of version {version!r}: one of {sorted(HUB_FILES)}")
+  from huggingface_hub import hf_hub_download  # pylint: disable=g-import-not-at-top
+  return hf_hub_download(HUB_REPO, HUB_FILES[version])
