@@ -4,7 +4,9 @@
 A checkpoint is any of:
   None                     the official file of `version` from the hub (downloaded once)
   'random'                 freshly initialised parameters of the model config (plumbing runs)
-  a .pth / .safetensors    an msclap checkpoint, converted for the model config
+  a .pth / .safetensors    an msclap checkpoint (2023 or 2022, told by its keys), converted for the
+                           model config if that has the file's towers, else for the official config
+                           of the file's version (in the given config's dtype)
   a converted folder       written by `clap_jax.convert.save_variables`; brings its model config
   a training workdir       its latest checkpoint (the model's arrays only); brings its model config
 Variables are host numpy arrays {'params', 'batch_stats'}.
@@ -18,9 +20,10 @@ import ml_collections
 import numpy as np
 
 from clap_jax import convert
+from clap_jax.models import config as model_configs
 
 HUB_REPO = "microsoft/msclap"
-HUB_FILES = {"2023": "CLAP_weights_2023.pth"}
+HUB_FILES = {"2023": "CLAP_weights_2023.pth", "2022": "CLAP_weights_2022.pth"}
 
 
 def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.ConfigDict, *,
@@ -35,8 +38,7 @@ def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.Conf
     return model_config, random_variables(model_config, seed)
   path = pathlib.Path(checkpoint)
   if path.is_file():
-    return model_config, (_cached_conversion if cache else convert.convert_checkpoint)(
-        path, model_config)
+    return (_cached_conversion if cache else _convert_file)(path, model_config)
   if (path / "checkpoints").is_dir():
     from clap_jax.train import checkpoint as train_checkpoint  # pylint: disable=g-import-not-at-top
     return train_checkpoint.load_inference_variables(path)
@@ -61,16 +63,36 @@ def cache_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get("CLAP_JAX_CACHE", pathlib.Path.home() / ".cache" / "clap_jax"))
 
 
-def _cached_conversion(checkpoint: pathlib.Path, config: ml_collections.ConfigDict) -> dict:
+def _convert_file(checkpoint: pathlib.Path, config: ml_collections.ConfigDict
+                  ) -> tuple[ml_collections.ConfigDict, dict]:
+  state = convert.load_state_dict(checkpoint)
+  version = convert.checkpoint_version(state, str(checkpoint))
+  config = _fitting(config, model_configs.TOWERS[version], model_configs.for_version(version))
+  return config, convert.convert_state_dict(state, config, source=str(checkpoint))
+
+
+def _fitting(config: ml_collections.ConfigDict, towers: tuple[str, str],
+             official: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` if it has a checkpoint's `towers`, else `official` (the checkpoint's own) in
+  `config`'s dtype: an msclap file says which model it holds, as a converted folder does."""
+  if model_configs.towers(config) == towers:
+    return config
+  official.dtype = config.dtype
+  return official
+
+
+def _cached_conversion(checkpoint: pathlib.Path, config: ml_collections.ConfigDict
+                       ) -> tuple[ml_collections.ConfigDict, dict]:
   """Converts once per checkpoint file (keyed by path, size and mtime) and reloads after."""
   stat = checkpoint.stat()
   key = hashlib.sha256(f"{checkpoint.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
   cached = cache_dir() / key[:16]
   if (cached / convert.VARIABLES_FILE).is_file():
-    return convert.load_variables(cached)[1]
-  variables = convert.convert_checkpoint(checkpoint, config)
+    converted_for, variables = convert.load_variables(cached)
+    return _fitting(config, model_configs.towers(converted_for), converted_for), variables
+  config, variables = _convert_file(checkpoint, config)
   convert.save_variables(variables, cached, config)
-  return variables
+  return config, variables
 
 
 def _download(version: str) -> str:

@@ -110,3 +110,28 @@ def msclap_tokens(tokenizer, texts, text_len: int = 100):
                     return_tensors="np", return_token_type_ids=True)
     rows.append({k: tok[k].reshape(-1).astype(np.int64) for k in keys})
   return rows
+
+
+def msclap_clip(waveform: np.ndarray, clip_samples: int, start: int = 0) -> np.ndarray:
+  """CLAPWrapper.load_audio_into_tensor on a decoded mono waveform: a clip no longer than
+  `clip_samples` is repeated ceil(clip / n) times and cut; a longer one is cut at `start` (msclap
+  draws it with random.randrange(n - clip))."""
+  n = waveform.shape[0]
+  if clip_samples >= n:
+    return np.tile(waveform, int(np.ceil(clip_samples / n)))[:clip_samples]
+  return waveform[start:start + clip_samples]
+
+
+def msclap_text_embeddings(model, tokenizer, texts, text_len: int = 100) -> np.ndarray:
+  """CLAPWrapper.get_text_embeddings: msclap's tokens, stacked, through the caption encoder. A text
+  over `text_len` tokens, which msclap cannot stack, is truncated as the tokenizer's
+  `truncation=True` does ([CLS], its first text_len - 2 tokens, [SEP])."""
+  rows = msclap_tokens(tokenizer, texts, text_len)
+  for row, text in zip(rows, texts):
+    if row["input_ids"].shape[0] > text_len:
+      cut = tokenizer(text, max_length=text_len, padding="max_length", truncation=True,
+                      return_token_type_ids=True)
+      row.update({k: np.asarray(cut[k], np.int64) for k in row})
+  batch = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in rows[0]}
+  with torch.no_grad():
+    return model.caption_encoder(batch).numpy()

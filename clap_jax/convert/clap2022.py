@@ -7,13 +7,12 @@ is an error naming the keys; only recomputable buffers (STFT kernels, mel filter
 position_ids / token_type_ids) may be absent, and where present they must equal ours.
 """
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from clap_jax.convert.bert import bert_params
 from clap_jax.convert.cnn14 import cnn14_variables
-from clap_jax.convert.tensors import ConversionError, StateReader, linear
+from clap_jax.convert.tensors import StateReader, linear
 from clap_jax.models import config as model_config
 
 
@@ -37,7 +36,9 @@ def convert_2022(state: dict[str, np.ndarray], config: ml_collections.ConfigDict
       "batch_stats": {"audio_encoder": {"cnn14": audio["batch_stats"]}},
   }
   reader.raise_if_bad()
-  _check_tree(variables, config)
+  # Imported here: convert/clap.py imports this module.
+  from clap_jax.convert import clap  # pylint: disable=g-import-not-at-top
+  clap.check_against_model(variables, config, source)
   return jax.tree.map(lambda x: np.asarray(x, np.float32), variables)
 
 
@@ -46,19 +47,3 @@ def _projection(reader: StateReader, prefix: str, d_in: int, d_out: int) -> dict
           "linear2": linear(reader, prefix + ".linear2", bias=False, features=(d_out, d_out)),
           "layer_norm": {"scale": reader.take(prefix + ".layer_norm.weight", (d_out,)),
                          "bias": reader.take(prefix + ".layer_norm.bias", (d_out,))}}
-
-
-def _check_tree(variables: dict, config: ml_collections.ConfigDict) -> None:
-  """The converted tree is the model's, leaf for leaf and shape for shape (a converter bug if not:
-  the checkpoint's shapes were checked key by key)."""
-  from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
-  length = config.text.context_length
-  expected = jax.eval_shape(CLAP(config).init, jax.random.key(0),
-                            jnp.zeros((1, config.audio.clip_samples), jnp.float32),
-                            jnp.zeros((1, length), jnp.int32), jnp.ones((1, length), jnp.int32))
-  shapes = lambda tree: {jax.tree_util.keystr(p): tuple(np.shape(v))
-                         for p, v in jax.tree_util.tree_leaves_with_path(tree)}
-  expected, got = shapes(expected), shapes(variables)
-  if expected != got:
-    diff = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
-    raise ConversionError(f"converted tree differs from the model at: {', '.join(diff)}")

@@ -11,10 +11,10 @@ below and the rest are its settings (`defaults(type)`). Every evaluator yields
 import jax
 import ml_collections
 
+from clap_jax import text
 from clap_jax.data import demo
 from clap_jax.data.items import Item
 from clap_jax.eval import heads, sources as sources_lib, tasks as tasks_lib, zeroshot
-from clap_jax.text import Tokenizer
 
 
 def defaults(kind: str) -> ml_collections.ConfigDict:
@@ -60,7 +60,7 @@ def _zeroshot(entry, config, objective, mesh):
       tasks.append(name)
   return zeroshot.from_settings(
       objective.model, entry, mesh, tasks=tasks, sources=sources, progress=False,
-      tokenizer=Tokenizer.load(config.tokenizer, config.model.text.context_length))
+      tokenizer=text.for_model(config.model, config.tokenizer))
 
 
 def _heads(entry, config, objective, mesh):

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from clap_jax import text as text_lib
+from clap_jax.models import config as model_config
 from clap_jax.models.bert import Bert
 from clap_jax.models.cnn14 import Cnn14
 from clap_jax.models.gpt2 import GPT2
@@ -13,9 +14,8 @@ from clap_jax.models.htsat import HTSAT
 from clap_jax.models.projection import Projection
 
 
-def _tower(part: ml_collections.ConfigDict, default: str, known: tuple[str, ...]) -> str:
-  # Configs saved before CLAP 2022 was added have no `encoder`: they are 2023's.
-  name = part.get("encoder", default)
+def _tower(config: ml_collections.ConfigDict, part: int, known: tuple[str, ...]) -> str:
+  name = model_config.towers(config)[part]
   if name not in known:
     raise ValueError(f"unknown encoder {name!r}: one of {known}")
   return name
@@ -29,7 +29,7 @@ class AudioEncoder(nn.Module):
   def setup(self):
     dtype = jnp.dtype(self.config.dtype)
     a = self.config.audio
-    self.tower = _tower(a, "htsat", ("htsat", "cnn14"))
+    self.tower = _tower(self.config, 0, ("htsat", "cnn14"))
     if self.tower == "cnn14":
       self.cnn14 = Cnn14(a, dtype=dtype, remat=a.remat)
     else:
@@ -54,7 +54,7 @@ class TextEncoder(nn.Module):
   def setup(self):
     dtype = jnp.dtype(self.config.dtype)
     t = self.config.text
-    self.tower = _tower(t, "gpt2", ("gpt2", "bert"))
+    self.tower = _tower(self.config, 1, ("gpt2", "bert"))
     if self.tower == "bert":
       self.bert = Bert(t, dtype=dtype, remat=t.remat)
     else:

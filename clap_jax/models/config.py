@@ -1,5 +1,6 @@
 """Model configurations as data: the official 2023 and 2022 models, and small variants for tests
 and demos."""
+import copy
 import math
 
 import ml_collections
@@ -166,4 +167,45 @@ def tiny_2022() -> ml_collections.ConfigDict:
   t.num_heads = 2
   t.intermediate_size = 64
   t.max_position_embeddings = 128
+  return c
+
+
+def small_2022() -> ml_collections.ConfigDict:
+  """tiny_2022 for 1 s clips at 16 kHz, as small() is for 2023: the CPU smoke runs of 2022 configs."""
+  c = tiny_2022()
+  a = c.audio
+  a.sample_rate = a.mel_sample_rate = 16000
+  a.clip_seconds = 1
+  a.clip_samples = 16000
+  a.n_fft, a.hop_length = 512, 256  # 63 frames: at least the 32 CNN14's five poolings need
+  a.fmax = 8000.0
+  c.text.dropout = 0.0
+  c.projection_dropout = 0.0
+  return c
+
+
+# The official models by msclap's version name (CLAPWrapper(version=...)).
+VERSIONS = {"2023": clap_2023, "2022": clap_2022}
+# Each version's (audio, text) tower pair.
+TOWERS = {"2023": ("htsat", "gpt2"), "2022": ("cnn14", "bert")}
+
+
+def towers(config: ml_collections.ConfigDict) -> tuple[str, str]:
+  """(audio encoder, text encoder) of a model config; configs saved before 2022 was added have
+  no `encoder` keys and are 2023's."""
+  return config.audio.get("encoder", "htsat"), config.text.get("encoder", "gpt2")
+
+
+def for_version(version: str) -> ml_collections.ConfigDict:
+  if version not in VERSIONS:
+    raise ValueError(f"unknown msclap version {version!r}: one of {sorted(VERSIONS)}")
+  return VERSIONS[version]()
+
+
+def with_towers(audio_from: ml_collections.ConfigDict,
+                text_from: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`text_from` with the audio tower (and its clip) of `audio_from`: encoder pairs msclap never
+  shipped, such as HTSAT + BERT, for comparisons like the 2023 paper's Table 1."""
+  c = copy.deepcopy(text_from)
+  c.audio = copy.deepcopy(audio_from.audio)
   return c
