@@ -15,6 +15,7 @@ does (seed it with `seed`). Texts are tokenised as msclap tokenises them for the
 BPE, 77 tokens; BERT WordPiece, 100). Empty text is allowed: it encodes the bare `<|endoftext|>`
 token (2023) or `[CLS] [SEP]` (2022).
 """
+import numbers
 import os
 from collections.abc import Sequence
 
@@ -90,45 +91,52 @@ class ClapEncoder:
   def logit_scale(self) -> float:
     return float(self.variables["params"]["logit_scale"])
 
-  def _prepare(self, item, sample_rate: int | None, index: int) -> np.ndarray:
-    """One path or array -> (K, clip_samples) windows."""
-    a = self.config.audio
-    if isinstance(item, (str, os.PathLike)):
-      waveform = audio_lib.load_audio(item, a.sample_rate)
-    else:
-      if sample_rate is None:
-        raise ValueError(f"item {index}: an array needs `sample_rate`")
-      waveform = audio_lib.prepare_array(item, sample_rate, a.sample_rate, name=f"item {index}")
-    return audio_lib.clip_windows(waveform, a.clip_samples, self.long_audio, self._rng)
+  def audio_embeddings(self, items: Sequence, sample_rate: float | None = None,
+                       skip_errors: bool = False, channels_axis: int | None = None):
+    """Items -> (N, embed_dim) un-normalised embeddings.
 
-  def audio_embeddings(self, items: Sequence, sample_rate: int | None = None,
-                       skip_errors: bool = False):
-    """Files or 1-D arrays -> (N, embed_dim) un-normalised embeddings.
-
+    An item is a path, an array at `sample_rate`, or a (waveform, sample_rate) pair: the input
+    contract of `clap_jax.audio`; `channels_axis` says where 2-D arrays keep their channels.
+    Windows are decoded as they are encoded, so a long file is never held whole.
     With `skip_errors=True` unusable items are skipped and the result is
     `(embeddings of the usable items, [(index, reason), ...] for the skipped ones)`;
     otherwise the first unusable item raises `AudioError` naming it.
     """
-    if isinstance(items, (str, os.PathLike, np.ndarray)):
-      raise TypeError("audio_embeddings takes a list of paths or arrays, not a single item")
-    windows, owners, skipped = [], [], []
+    if isinstance(items, (str, os.PathLike)) or hasattr(items, "__array__") or (
+        isinstance(items, tuple) and len(items) == 2 and isinstance(items[1], numbers.Real)):
+      raise TypeError("audio_embeddings takes a list of items (paths, arrays or (waveform, "
+                      "sample_rate) pairs), not a single item")
+    a = self.config.audio
+    batch = np.empty((BATCH_SIZES[-1], a.clip_samples), np.float32)
+    owners, per_item, skipped = [], {}, []  # owners: the item of each batch row
+
+    def encode_batch():
+      for owner, embedding in zip(owners, self._batched(self._encode_audio, batch[:len(owners)])):
+        per_item.setdefault(owner, []).append(embedding)
+      owners.clear()
+
     for index, item in enumerate(items):
+      name = None if isinstance(item, (str, os.PathLike)) else f"item {index}"
       try:
-        clips = self._prepare(item, sample_rate, index)
+        opened = audio_lib.open_audio(item, a.sample_rate, rate=sample_rate,
+                                      channels_axis=channels_axis, name=name)
+        for window in opened.windows(a.clip_samples, self.long_audio, self._rng):
+          audio_lib.repeat_pad(window, a.clip_samples, out=batch[len(owners)])
+          owners.append(index)
+          if len(owners) == len(batch):
+            encode_batch()
       except audio_lib.AudioError as e:
         if not skip_errors:
           raise
         skipped.append((index, str(e)))
-        continue
-      windows.append(clips)
-      owners.append(len(clips))
-    dim = self.config.embed_dim
-    if windows:
-      per_window = self._batched(self._encode_audio, np.concatenate(windows))
-      ends = np.cumsum(owners)
-      embeddings = np.stack([per_window[e - n:e].mean(axis=0) for e, n in zip(ends, owners)])
-    else:
-      embeddings = np.zeros((0, dim), np.float32)
+        # A long file can fail after some of its windows: those already encoded, and its rows
+        # at the end of the batch, are dropped.
+        per_item.pop(index, None)
+        del owners[len(owners) - owners.count(index):]
+    if owners:
+      encode_batch()
+    embeddings = (np.stack([np.mean(e, axis=0) for e in per_item.values()]) if per_item
+                  else np.zeros((0, self.config.embed_dim), np.float32))
     return (embeddings, skipped) if skip_errors else embeddings
 
   def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:

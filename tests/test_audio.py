@@ -47,7 +47,7 @@ def test_bad_arrays_and_files_name_the_problem(tmp_path):
     audio_lib.prepare_array(np.zeros(0), 16000, 44100, name="clip 3")
   with pytest.raises(audio_lib.AudioError, match="2 of 5 samples are NaN"):
     audio_lib.prepare_array(np.array([0, np.nan, 1, np.inf, 0]), 16000, 16000)
-  with pytest.raises(audio_lib.AudioError, match="1-D waveform"):
+  with pytest.raises(audio_lib.AudioError, match="expected 1-D samples or 2-D"):
     audio_lib.prepare_array(np.zeros((2, 3, 4)), 16000, 16000)
   with pytest.raises(audio_lib.AudioError, match="invalid sample rate 0"):
     audio_lib.prepare_array(np.zeros(4), 0, 16000)

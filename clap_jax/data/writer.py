@@ -89,24 +89,22 @@ def encode_item(item: Item, config: WriterConfig, tokenizer) -> tuple[list[bytes
   captions = tuple(item.captions)
   if not captions or any(not c.strip() for c in captions):
     raise audio.AudioError(f"{item.item_id}: empty caption (captions: {list(captions)!r})")
-  waveform = audio.load_audio(item.audio, config.sample_rate)
-  seconds = waveform.shape[0] / config.sample_rate
+  source = audio.open_audio(item.audio, config.sample_rate)
+  seconds = source.samples / config.sample_rate
   if seconds < config.min_seconds:
     raise audio.AudioError(f"{item.audio}: too short ({seconds:.3f} s < {config.min_seconds} s)")
-  if waveform.shape[0] <= config.max_samples:
-    windows = waveform[None]
-  else:
-    rng = np.random.default_rng([config.seed, zlib.crc32(item.item_id.encode())])
-    windows = audio.clip_windows(waveform, config.max_samples, config.long_mode, rng)
+  rng = np.random.default_rng([config.seed, zlib.crc32(item.item_id.encode())])
+  # Decoded window by window and kept as int16: a long source is never held whole as float32.
+  windows = [records.to_pcm16(w) for w in source.windows(config.max_samples, config.long_mode, rng)]
   tokens = tokenizer(list(captions))
   examples = []
-  for k, window in enumerate(windows):
+  for k, pcm in enumerate(windows):
     example_id = item.item_id if len(windows) == 1 else f"{item.item_id}#{k}"
     examples.append(records.encode_example(
-        pcm=records.to_pcm16(window), captions=captions, input_ids=tokens["input_ids"],
+        pcm=pcm, captions=captions, input_ids=tokens["input_ids"],
         attention_mask=tokens["attention_mask"], labels=item.labels, task=item.task,
         example_id=example_id))
-  return examples, waveform.shape[0], windows.size
+  return examples, source.samples, sum(w.shape[0] for w in windows)
 
 
 def _load_or_make_plan(items, out_dir, config, pool) -> list[list[Item]]:

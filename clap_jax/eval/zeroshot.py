@@ -266,24 +266,27 @@ class ZeroShotEvaluator:
     return clips.finish(task.name), unusable
 
   def _windows(self, items: Iterable[tuple[int, sources_lib.Item]]):
-    """(key, item) -> (key, item, its windows (`audio.window_views`) or the AudioError saying why
+    """(key, item) -> (key, item, its windows (`audio.Audio.windows`) or the AudioError saying why
     there are none), decoded by a pool of threads."""
     def load(key_item):
       key, item = key_item
-      try:
-        if isinstance(item.audio, str):
-          pieces = [audio_lib.load_audio(item.audio, self.sample_rate)]
-        else:
-          pieces = [audio_lib.prepare_array(p, item.rate, self.sample_rate, name=item.item_id)
-                    for p in item.audio]
-      except audio_lib.AudioError as e:
-        return key, item, e
+      # A path, or the arrays of a record (at `item.rate`), each read through the audio contract.
+      pieces = ([audio_lib.open_audio(item.audio, self.sample_rate)] if isinstance(item.audio, str)
+                else [audio_lib.open_audio(p, self.sample_rate, rate=item.rate, name=item.item_id)
+                      for p in item.audio])
       # Seeded by the key, so a 'random' window does not depend on how the data was sharded.
       rng = np.random.default_rng(key)
-      # Views, padded by the packer straight into its batch: one copy of each clip.
+      # Cut as decoded, so a long file is never held whole; a short one is left unpadded for the
+      # packer to pad straight into its batch.
       return key, item, [w for p in pieces
-                         for w in audio_lib.window_views(p, self.clip_samples, self.long_mode, rng)]
-    return batching.bounded_map(load, items, self.workers)
+                         for w in p.windows(self.clip_samples, self.long_mode, rng)]
+
+    def load_or_reason(key_item):
+      try:
+        return load(key_item)
+      except audio_lib.AudioError as e:
+        return key_item[0], key_item[1], e
+    return batching.bounded_map(load_or_reason, items, self.workers)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
