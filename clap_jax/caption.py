@@ -41,7 +41,7 @@ def load(checkpoint: str | os.PathLike | None = None, tokenizer: str | os.PathLi
   if not convert_clapcap.is_clapcap(config):
     raise ValueError(f"{checkpoint}: holds a CLAP model, not clapcap (load it with version '2023')")
   config.dtype = dtype
-  return Captioner(config, variables, text_lib.Tokenizer.load(tokenizer or text_lib.GPT2_FILES),
+  return Captioner(config, variables, text_lib.for_model(config, tokenizer),
                    long_audio=long_audio, seed=seed)
 
 

@@ -1,17 +1,19 @@
 """The user's API: MS-CLAP embeddings, similarities and zero-shot labels from JAX.
 
     from clap_jax import encode
-    clap = encode.load("2023", checkpoint="CLAP_weights_2023.pth", tokenizer="path/to/gpt2")
+    clap = encode.load("2023", checkpoint="CLAP_weights_2023.pth")  # or "2022" (CNN14 + BERT)
     audio = clap.audio_embeddings(["dog.wav", "rain.ogg"])
     text = clap.text_embeddings(["a dog barks", "rain falls"])
     clap.similarity(audio, text)                 # (2, 2): exp(logit_scale) x cosine
     clap.classify(["dog.wav"], ["dog", "rain"])  # (1, 2) probabilities
 
 Audio of any rate, channel count and length: resampled to 44.1 kHz, channels averaged (msclap
-concatenates them, a known defect), short clips repeat-padded to 7 s. A longer clip is, by default,
-covered by consecutive 7 s windows whose embeddings are averaged (deterministic);
-`long_audio="random"` crops one random 7 s window as msclap does (seed it with `seed`).
-Empty text is allowed: it encodes the bare `<|endoftext|>` token.
+concatenates them, a known defect), short clips repeat-padded to the version's clip (7 s for 2023,
+5 s for 2022). A longer clip is, by default, covered by consecutive clip-long windows whose
+embeddings are averaged (deterministic); `long_audio="random"` crops one random window as msclap
+does (seed it with `seed`). Texts are tokenised as msclap tokenises them for the version (GPT-2
+BPE, 77 tokens; BERT WordPiece, 100). Empty text is allowed: it encodes the bare `<|endoftext|>`
+token (2023) or `[CLS] [SEP]` (2022).
 """
 import numbers
 import os
@@ -38,35 +40,42 @@ def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
   (`caption(items)`, `audio_embeddings(items)`).
 
   Args:
-    version: the msclap model ("2023", or "clapcap", the captioner).
+    version: the msclap model: "2023" (HTSAT + GPT-2), "2022" (CNN14 + BERT) or "clapcap" (the
+      captioner).
     checkpoint: an msclap `.pth`/`.safetensors` file (converted on first use and cached under
       $CLAP_JAX_CACHE or ~/.cache/clap_jax), a directory written by
       `clap_jax.convert.save_variables`, a training workdir, or 'random'; None downloads the
-      official file from the hub (clap_jax.weights).
-    tokenizer: a directory with GPT-2's vocab.json and merges.txt, or a hub name; by default the
-      original GPT-2 files shipped in clap_jax/assets/gpt2.
+      official file of `version` from the hub (clap_jax.weights). It must hold `version`'s model.
+    tokenizer: a directory with the text tower's vocabulary (GPT-2's vocab.json and merges.txt,
+      BERT's vocab.txt), or a hub name; by default the files shipped in clap_jax/assets.
     dtype: compute dtype ("float32", or "bfloat16" for speed); parameters stay float32.
-    long_audio: "windows" (average of 7 s windows) or "random" (msclap's random crop).
+    long_audio: "windows" (average of clip-long windows) or "random" (msclap's random crop).
     seed: seeds the random crop of `long_audio="random"`.
   """
-  if version not in weights.HUB_FILES:
-    raise ValueError(f"version must be one of {sorted(weights.HUB_FILES)}, got {version!r}")
+  if version not in model_config.VERSIONS:
+    raise ValueError(f"version must be one of {sorted(model_config.VERSIONS)}, got {version!r}")
   if version == "clapcap":
     # Imported here: caption imports this module.
     from clap_jax import caption  # pylint: disable=g-import-not-at-top
     return caption.load(checkpoint, tokenizer, dtype=dtype, long_audio=long_audio, seed=seed)
   audio_lib.check_long_mode(long_audio, "long_audio")
-  config, variables = weights.load(checkpoint, model_config.clap_2023(), version=version,
+  config, variables = weights.load(checkpoint, model_config.for_version(version), version=version,
                                    seed=0 if seed is None else seed, cache=True)
+  held = model_config.version_of(config)
+  if held != version:
+    held = f"msclap {held}" if held else f"a model with towers {model_config.towers(config)}"
+    raise ValueError(f"checkpoint {checkpoint} holds {held}, not msclap {version}'s "
+                     f"{model_config.TOWERS[version]}")
   config.dtype = dtype
-  return ClapEncoder(config, variables, text_lib.Tokenizer.load(tokenizer or text_lib.GPT2_FILES),
+  return ClapEncoder(config, variables, text_lib.for_model(config, tokenizer),
                      long_audio=long_audio, seed=seed)
 
 
 class ClapEncoder:
-  """Jitted CLAP inference over host-side lists of audio and text."""
+  """Jitted CLAP inference over host-side lists of audio and text; `tokenizer` is the model's
+  (clap_jax.text.for_model)."""
 
-  def __init__(self, config, variables: dict, tokenizer: text_lib.Tokenizer, *,
+  def __init__(self, config, variables: dict, tokenizer, *,
                long_audio: str = "windows", seed: int | None = None):
     self.config = config
     self.variables = jax.tree.map(jnp.asarray, variables)
@@ -138,7 +147,7 @@ class ClapEncoder:
     return (embeddings, skipped) if skip_errors else embeddings
 
   def text_embeddings(self, texts: Sequence[str]) -> np.ndarray:
-    """Texts -> (N, embed_dim) un-normalised embeddings (msclap's tokenisation)."""
+    """Texts -> (N, embed_dim) un-normalised embeddings (msclap's tokenisation of the version)."""
     if isinstance(texts, str):
       raise TypeError("text_embeddings takes a list of texts, not a single string")
     if not texts:

@@ -26,8 +26,10 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
   c.tasks = ml_collections.ConfigDict()
   c.model = model_config.clap_2023()
   c.total_steps = 1000
-  # Tokenizer of the demo's captions and of zero-shot prompts (shards carry their own tokens).
-  c.tokenizer = str(text.GPT2_FILES)
+  # Tokenizer of the demo's captions and of zero-shot prompts (shards carry their own tokens):
+  # a folder with the text tower's vocabulary or a hub name; '': the one shipped for the tower
+  # (clap_jax.text.for_model).
+  c.tokenizer = ""
 
   c.input = ml_collections.ConfigDict()
   c.input.kind = "shards"  # 'shards': launch/make_shards.py output; 'demo': clap_jax.data.demo
@@ -37,9 +39,9 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
   c.input.seed = 0
   c.input.shuffle_buffer = 256  # records; about 0.9 MB each for 10 s clips
   c.input.caption_choice = "random"  # one of an example's captions per visit
-  # GPT-2 is causal: token columns past every caption's end change nothing, so a batch is cut to
-  # the shortest of these lengths (or the full context) that holds all its captions. One
-  # compilation of the step per length used.
+  # GPT-2 is causal and BERT masks padded keys: token columns past every caption's end change
+  # nothing, so a batch is cut to the shortest of these lengths (or the full context) that holds
+  # all its captions. One compilation of the step per length used.
   c.input.text_lengths = text.TRAINING_BUCKETS
   c.input.sampling = "proportional"  # multitask: 'proportional', 'uniform' or 'temperature'
   c.input.temperature = 1.0  # multitask, sampling='temperature': p_i ∝ n_i^(1/T)
@@ -98,7 +100,7 @@ def evaluation() -> ml_collections.ConfigDict:
   c = zeroshot.settings()
   c.captioning = captioning.settings()
   c.model = model_config.clap_2023()
-  c.tokenizer = str(text.GPT2_FILES)  # a folder with vocab.json and merges.txt, or a hub name
+  c.tokenizer = ""  # as training()'s: '' is the vocabulary shipped for the model's text tower
   c.mesh = mesh(data=-1, fsdp=1)  # evaluation: data parallel
   c.seed = 0  # parameters of `--checkpoint random`
   c.lock()
@@ -112,9 +114,12 @@ def mesh(data: int, fsdp: int) -> ml_collections.ConfigDict:
 
 def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Any training config shrunk to a two-step run that any machine does in a minute: the small
-  model with the config's switches (dtype, SpecAugment, remat, pooling), demo data, and one
-  zero-shot evaluation on the demo's held-out clips at the end."""
-  model = model_config.small()
+  model of the config's towers with its switches (dtype, SpecAugment, remat, pooling), demo data,
+  and one zero-shot evaluation on the demo's held-out clips at the end."""
+  small = {"htsat": model_config.small, "gpt2": model_config.small,
+           "cnn14": model_config.small_2022, "bert": model_config.small_2022}
+  audio, text_tower = model_config.towers(config.model)
+  model = model_config.with_towers(small[audio](), small[text_tower]())
   model.dtype = config.model.dtype
   model.text.pooling = config.model.text.pooling
   model.audio.spec_augment = config.model.audio.spec_augment

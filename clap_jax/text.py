@@ -1,4 +1,5 @@
-"""Text preprocessing as msclap 1.3.4 does it, and the index at which the text tower is pooled."""
+"""Text preprocessing as msclap 1.3.4 does it (GPT-2 here, BERT in text_bert.py; `for_model` picks
+the model's), and the index at which the text tower is pooled."""
 import os
 import pathlib
 from collections.abc import Sequence
@@ -72,6 +73,29 @@ class Tokenizer:
       input_ids[row, :len(ids)] = ids
       attention_mask[row, :len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def for_model(model_config, files: str | os.PathLike | None = None):
+  """The tokenizer of `model_config`'s text tower, padding to its context length: GPT-2 BPE
+  (`Tokenizer`) or, for BERT, WordPiece (`text_bert.BertTokenizer`, 2022). `files`: a folder
+  with that tower's vocabulary or a hub name; None or '': the vocabulary shipped for it."""
+  from clap_jax import text_bert  # pylint: disable=g-import-not-at-top
+  from clap_jax.models import config as model_configs  # pylint: disable=g-import-not-at-top
+  if model_configs.version_of(model_config) == "clapcap":  # decodes with GPT-2's vocabulary
+    return Tokenizer.load(files or GPT2_FILES)
+  length = model_config.text.context_length
+  if model_configs.towers(model_config)[1] == "bert":
+    return text_bert.BertTokenizer.load(files or text_bert.BERT_FILES, length)
+  return Tokenizer.load(files or GPT2_FILES, length)
+
+
+def from_files(dir_or_name: str | os.PathLike):
+  """GPT-2's tokenizer, or BERT's (text_bert) for a folder holding a WordPiece vocab.txt: for
+  launch/make_shards.py's --tokenizer, where no model config says which."""
+  from clap_jax import text_bert  # pylint: disable=g-import-not-at-top
+  if (pathlib.Path(dir_or_name) / "vocab.txt").is_file():
+    return text_bert.BertTokenizer.load(dir_or_name)
+  return Tokenizer.load(dir_or_name)
 
 
 def _from_pretrained(dir_or_name: str):

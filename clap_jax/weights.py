@@ -4,7 +4,9 @@
 A checkpoint is any of:
   None                     the official file of `version` from the hub (downloaded once)
   'random'                 freshly initialised parameters of the model config (plumbing runs)
-  a .pth / .safetensors    an msclap checkpoint, converted for the model config
+  a .pth / .safetensors    an msclap checkpoint (2023, 2022 or clapcap, told by its keys), converted
+                           for the model config if that has the file's structure, else for the
+                           official config of the file's version (in the given config's dtype)
   a converted folder       written by `clap_jax.convert.save_variables`; brings its model config
   a training workdir       its latest checkpoint (the model's arrays only); brings its model config
 Variables are host numpy arrays {'params', 'batch_stats'}.
@@ -19,9 +21,11 @@ import numpy as np
 
 from clap_jax import convert
 from clap_jax.convert import clapcap as convert_clapcap
+from clap_jax.models import config as model_configs
 
 HUB_REPO = "microsoft/msclap"
-HUB_FILES = {"2023": "CLAP_weights_2023.pth", "clapcap": "clapcap_weights_2023.pth"}
+HUB_FILES = {"2023": "CLAP_weights_2023.pth", "2022": "CLAP_weights_2022.pth",
+             "clapcap": "clapcap_weights_2023.pth"}
 
 
 def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.ConfigDict, *,
@@ -36,7 +40,7 @@ def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.Conf
     return model_config, random_variables(model_config, seed)
   path = pathlib.Path(checkpoint)
   if path.is_file():
-    return model_config, (_cached_conversion if cache else convert_checkpoint)(path, model_config)
+    return (_cached_conversion if cache else _convert_file)(path, model_config)
   if (path / "checkpoints").is_dir():
     from clap_jax.train import checkpoint as train_checkpoint  # pylint: disable=g-import-not-at-top
     return train_checkpoint.load_inference_variables(path)
@@ -68,27 +72,49 @@ def _random_clapcap(model_config: ml_collections.ConfigDict, seed: int) -> dict:
   return jax.tree.map(np.asarray, variables)
 
 
-def convert_checkpoint(path: pathlib.Path, model_config: ml_collections.ConfigDict) -> dict:
-  """An msclap file converted by the table of the model `model_config` describes."""
+def convert_state(state: dict[str, np.ndarray], model_config: ml_collections.ConfigDict,
+                  source: str = "checkpoint") -> dict:
+  """An msclap state dict converted by the table of the model `model_config` describes."""
   if convert_clapcap.is_clapcap(model_config):
-    return convert_clapcap.convert_checkpoint(path, model_config)
-  return convert.convert_checkpoint(path, model_config)
+    return convert_clapcap.convert_state_dict(state, model_config, source)
+  return convert.convert_state_dict(state, model_config, source)
 
 
 def cache_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get("CLAP_JAX_CACHE", pathlib.Path.home() / ".cache" / "clap_jax"))
 
 
-def _cached_conversion(checkpoint: pathlib.Path, config: ml_collections.ConfigDict) -> dict:
+def _convert_file(checkpoint: pathlib.Path, config: ml_collections.ConfigDict
+                  ) -> tuple[ml_collections.ConfigDict, dict]:
+  state = convert.load_state_dict(checkpoint)
+  version = convert.checkpoint_version(state, str(checkpoint))
+  config = _fitting(config, version, model_configs.for_version(version))
+  return config, convert_state(state, config, source=str(checkpoint))
+
+
+def _fitting(config: ml_collections.ConfigDict, version: str | None,
+             official: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` if it has the structure of a checkpoint's msclap `version`, else `official` (the
+  checkpoint's own) in `config`'s dtype: an msclap file says which model it holds, as a converted
+  folder does."""
+  if model_configs.version_of(config) == version:
+    return config
+  official.dtype = config.dtype
+  return official
+
+
+def _cached_conversion(checkpoint: pathlib.Path, config: ml_collections.ConfigDict
+                       ) -> tuple[ml_collections.ConfigDict, dict]:
   """Converts once per checkpoint file (keyed by path, size and mtime) and reloads after."""
   stat = checkpoint.stat()
   key = hashlib.sha256(f"{checkpoint.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
   cached = cache_dir() / key[:16]
   if (cached / convert.VARIABLES_FILE).is_file():
-    return convert.load_variables(cached)[1]
-  variables = convert_checkpoint(checkpoint, config)
+    converted_for, variables = convert.load_variables(cached)
+    return _fitting(config, model_configs.version_of(converted_for), converted_for), variables
+  config, variables = _convert_file(checkpoint, config)
   convert.save_variables(variables, cached, config)
-  return variables
+  return config, variables
 
 
 def _download(version: str) -> str:

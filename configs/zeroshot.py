@@ -10,6 +10,8 @@ Options after ':' (comma-separated):
   shared  the real clips in ../shared/data: ESC-50 (6 clips, all 50 classes), FSDD spoken digits
           (1000 clips) and Clotho retrieval (7 clips x 5 captions).
   tiny    the tiny model for `--checkpoint random` and small batches: a plumbing run on CPU.
+  2022    the 2022 model (CNN14 + BERT) as config.model, or its tiny variant with `tiny`. Not needed
+          for CLAP_weights_2022.pth, whose keys say it is 2022's (clap_jax.weights).
 Tasks whose data is absent are reported as skipped. Every key is in clap_jax.schema.evaluation().
 """
 import ml_collections
@@ -20,10 +22,12 @@ from clap_jax.models import config as model_config
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   options = set(filter(None, (arg or "").split(",")))
-  unknown = options - {"shared", "tiny"}
+  unknown = options - {"shared", "tiny", "2022"}
   if unknown:
-    raise ValueError(f"unknown options {sorted(unknown)}: 'shared' and/or 'tiny'")
+    raise ValueError(f"unknown options {sorted(unknown)}: any of 'shared', 'tiny', '2022'")
   c = schema.evaluation()
+  if "2022" in options:
+    c.model = model_config.clap_2022()
   if "shared" in options:
     c.tasks = ("esc50", "fsdd", "clotho")
     c.data_dir = "../shared/data"
@@ -31,7 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sources.fsdd.root = "fsdd-dev"
     c.sources.clotho.update(root="audio/clotho", captions="captions.csv", audio="audio")
   if "tiny" in options:
-    c.model = model_config.tiny()
+    c.model = model_config.tiny_2022() if "2022" in options else model_config.tiny()
     c.batch_size = 8
     c.text_batch_size = 64
     c.workers = 2

@@ -3,6 +3,8 @@ clapcap checkpoint, captioning evaluation: results.json, results.md and captions
 
   python launch/eval.py --config configs/zeroshot.py --checkpoint CLAP_weights_2023.pth \
       --workdir /tmp/zeroshot
+  python launch/eval.py --config configs/zeroshot.py --checkpoint CLAP_weights_2022.pth \
+      --workdir /tmp/zeroshot_2022
   python launch/eval.py --config configs/zeroshot.py:shared,tiny --checkpoint random \
       --workdir /tmp/zeroshot_plumbing
   python launch/eval.py --config configs/captioning.py --checkpoint clapcap_weights_2023.pth \
@@ -10,7 +12,12 @@ clapcap checkpoint, captioning evaluation: results.json, results.md and captions
 
 --checkpoint: an msclap .pth/.safetensors file, a folder written by clap_jax.convert.save_variables,
 a training workdir (its latest checkpoint), or `random` (freshly initialised, for the plumbing):
-whatever clap_jax.weights reads. Any key of configs/zeroshot.py is a flag, a task's prompts and
+whatever clap_jax.weights reads. An msclap file says which model it holds (2023: HTSAT + GPT-2,
+2022: CNN14 + BERT) by its keys: it is converted for `config.model` if that has the file's towers,
+else for the official config of its version; a folder or workdir brings its own model config. The
+prompts are tokenised for the model's text tower (`config.tokenizer`: '' is its shipped
+vocabulary). `configs/zeroshot.py:2022` makes `config.model` 2022's (for `--checkpoint random`,
+and with `tiny` for small 2022 files). Any key of configs/zeroshot.py is a flag, a task's prompts and
 source fields included: --config.templates.fsdd='("a person saying {}",)',
 --config.sources.esc50.root=/data/ESC-50-master.
 Several processes: each runs this command after `jax.distributed.initialize` finds its peers
@@ -41,7 +48,7 @@ def main(argv):
   from clap_jax.convert import clapcap as convert_clapcap  # pylint: disable=g-import-not-at-top
   from clap_jax.eval import captioning, report, zeroshot  # pylint: disable=g-import-not-at-top
   from clap_jax.models.clap import CLAP  # pylint: disable=g-import-not-at-top
-  from clap_jax.text import Tokenizer  # pylint: disable=g-import-not-at-top
+  from clap_jax import text  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
   model_config, variables = weights.load(_CHECKPOINT.value, config.model, seed=config.seed)
@@ -49,7 +56,7 @@ def main(argv):
   name = _NAME.value or pathlib.Path(_CHECKPOINT.value).name
   if convert_clapcap.is_clapcap(model_config):
     results = captioning.from_settings(model_config, config.captioning,
-                                       tokenizer=Tokenizer.load(config.tokenizer)).evaluate(variables)
+                                       tokenizer=text.for_model(model_config, config.tokenizer)).evaluate(variables)
     if jax.process_index() == 0:
       captioning.write(results, _WORKDIR.value, model_name=name)
       print(captioning.markdown(results, name))
@@ -57,7 +64,7 @@ def main(argv):
   model = CLAP(model_config)
   evaluator = zeroshot.from_settings(
       model, config, sharding.make_mesh(config.mesh),
-      tokenizer=Tokenizer.load(config.tokenizer, model_config.text.context_length))
+      tokenizer=text.for_model(model_config, config.tokenizer))
   results = evaluator.evaluate(variables)
   if jax.process_index() == 0:
     report.write(results, _WORKDIR.value, model_name=name)

@@ -20,7 +20,8 @@ _INPUT = flags.DEFINE_string(
     "captions CSV; folder: the folder of files named by label.", required=True)
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder of the shard set.", required=True)
 _TOKENIZER = flags.DEFINE_string("tokenizer", str(text.GPT2_FILES),
-                                 "Tokenizer folder or hub name (default: the shipped GPT-2 files).")
+                                 "Tokenizer folder or hub name (default: the shipped GPT-2 files; "
+                                 "clap_jax/assets/bert-base-uncased for BERT models).")
 _PREFIX = flags.DEFINE_string("prefix", "clips", "Shard file name prefix.")
 _AUDIO_DIR = flags.DEFINE_string("audio_dir", None, "clotho: the folder of its audio.")
 _ESC50_META = flags.DEFINE_string("esc50_meta", "meta/esc50.csv", "esc50: metadata CSV under --input.")

@@ -65,7 +65,13 @@ def build_reference(config, seed: int = 0):
       patch_stride=tuple(a.patch_stride), num_classes=a.num_classes, embed_dim=a.embed_dim,
       depths=list(a.depths), num_heads=list(a.num_heads), window_size=a.window_size,
       mlp_ratio=a.mlp_ratio, drop_path_rate=a.drop_path_rate)
-  generator = torch.Generator().manual_seed(seed + 1)
+  return perturb(model, seed + 1).eval()
+
+
+def perturb(model, seed: int):
+  """Moves every parameter (but torchlibrosa's fixed ones) and running statistic of `model` away
+  from its init, in place."""
+  generator = torch.Generator().manual_seed(seed)
   with torch.no_grad():
     for name, tensor in model.named_parameters():
       if not any(part in name for part in _FIXED_PARAMETERS):
@@ -75,7 +81,7 @@ def build_reference(config, seed: int = 0):
         tensor.add_(torch.randn(tensor.shape, generator=generator) * 0.05)
       elif name.endswith("running_var"):
         tensor.copy_(0.5 + torch.rand(tensor.shape, generator=generator))
-  return model.eval()
+  return model
 
 
 def state_dict_numpy(model) -> dict[str, np.ndarray]:

@@ -235,6 +235,16 @@ def test_weights_load_clapcap_checkpoints(reference, variables, config, tmp_path
     assert loaded_config is config
     jax.tree.map(np.testing.assert_array_equal, loaded_variables, variables)
   assert weights.HUB_FILES["clapcap"] == "clapcap_weights_2023.pth"
+  # The file's keys say it is clapcap: launch/eval.py's default model (CLAP 2023) gives way to it.
+  monkeypatch.setitem(model_config.VERSIONS, "clapcap", model_config.tiny_clapcap)
+  state = convert.load_state_dict(path)
+  assert convert.checkpoint_version(state) == "clapcap"
+  with pytest.raises(ConversionError, match="holds msclap clapcap, not a CLAP model"):
+    convert.convert_state_dict(state, model_config.tiny())
+  told, _ = weights.load(path, model_config.clap_2023())
+  assert convert_clapcap.is_clapcap(told) and told.decoder.n_embd == config.decoder.n_embd
+  with pytest.raises(ValueError, match="holds msclap clapcap, not msclap 2023's"):
+    encode.load("2023", checkpoint=path)
   _, drawn = weights.load("random", config)
   convert_clapcap.check_variables(drawn, config, "random")
   clap_folder = tmp_path / "clap"

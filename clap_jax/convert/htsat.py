@@ -19,7 +19,7 @@ def htsat_variables(reader: StateReader, prefix: str, config) -> dict:
   """{'params', 'batch_stats'} for HTSAT(config) from the torch keys under `prefix`
   (e.g. 'audio_encoder.base.htsat.'). Problems are recorded on `reader` (see raise_if_bad)."""
   key = lambda name: prefix + name
-  _check_frontend(reader, prefix, config)
+  check_frontend(reader, prefix, config)
   params, stats = {}, {}
   params["bn0"], stats["bn0"] = batch_norm(reader, key("bn0"))
   params["patch_embed"] = {"proj": conv2d(reader, key("patch_embed.proj")),
@@ -58,7 +58,8 @@ def htsat_variables(reader: StateReader, prefix: str, config) -> dict:
   return variables
 
 
-def _check_frontend(reader: StateReader, prefix: str, config) -> None:
+def check_frontend(reader: StateReader, prefix: str, config) -> None:
+  """torchlibrosa's STFT kernels and mel filters under `prefix`, if carried, against ours."""
   real, imag = frontend.stft_kernels(config.n_fft)
   reader.check_buffer(prefix + "spectrogram_extractor.stft.conv_real.weight", real)
   reader.check_buffer(prefix + "spectrogram_extractor.stft.conv_imag.weight", imag)

@@ -69,11 +69,14 @@ class StateReader:
       raise ConversionError(f"{self.source} does not fit the model: " + " | ".join(problems))
 
 
-def linear(reader: StateReader, prefix: str, bias: bool = True) -> dict:
-  """torch.nn.Linear (out, in) -> flax Dense {'kernel': (in, out), 'bias'}."""
-  params = {"kernel": _t(reader.take(prefix + ".weight"))}
+def linear(reader: StateReader, prefix: str, bias: bool = True,
+           features: tuple[int, int] | None = None) -> dict:
+  """torch.nn.Linear (out, in) -> flax Dense {'kernel': (in, out), 'bias'}; shapes checked against
+  `features` = (in, out) if given."""
+  d_in, d_out = features or (None, None)
+  params = {"kernel": _t(reader.take(prefix + ".weight", features and (d_out, d_in)))}
   if bias:
-    params["bias"] = reader.take(prefix + ".bias")
+    params["bias"] = reader.take(prefix + ".bias", features and (d_out,))
   return params
 
 

@@ -32,7 +32,7 @@ from clap_jax.data.sources import Item
 
 @dataclasses.dataclass(frozen=True)
 class WriterConfig:
-  tokenizer: str = str(text.GPT2_FILES)  # what `clap_jax.text.Tokenizer.load` takes
+  tokenizer: str = str(text.GPT2_FILES)  # what `clap_jax.text.from_files` takes (GPT-2 or BERT)
   prefix: str = "clips"
   sample_rate: int = 44100
   max_seconds: float = 10.0
@@ -157,7 +157,7 @@ def _estimated_bytes(item: Item, config: WriterConfig) -> int:
 @functools.lru_cache(maxsize=1)
 def _tokenizer(name: str):
   from clap_jax import text  # pylint: disable=import-outside-toplevel
-  return text.Tokenizer.load(name)
+  return text.from_files(name)
 
 
 def _write_shard(job) -> None:

@@ -13,10 +13,10 @@ below and the rest are its settings (`defaults(type)`). Every evaluator yields
 import jax
 import ml_collections
 
+from clap_jax import text
 from clap_jax.data import demo
 from clap_jax.data.items import Item
 from clap_jax.eval import captioning, heads, sources as sources_lib, tasks as tasks_lib, zeroshot
-from clap_jax.text import Tokenizer
 
 
 def defaults(kind: str) -> ml_collections.ConfigDict:
@@ -66,7 +66,7 @@ def _zeroshot(entry, config, objective, mesh):
       tasks.append(name)
   return zeroshot.from_settings(
       objective.model, entry, mesh, tasks=tasks, sources=sources, progress=False,
-      tokenizer=Tokenizer.load(config.tokenizer, config.model.text.context_length))
+      tokenizer=text.for_model(config.model, config.tokenizer))
 
 
 def _heads(entry, config, objective, mesh):
@@ -82,7 +82,7 @@ def _heads(entry, config, objective, mesh):
 def _captioning(entry, config, objective, mesh):
   del mesh  # each process decodes its share of the clips on its own devices
   return captioning.from_settings(objective.model.config, entry, progress=False,
-                                  tokenizer=Tokenizer.load(config.tokenizer))
+                                  tokenizer=text.for_model(objective.model.config, config.tokenizer))
 
 
 _BUILDERS = {"zeroshot": _zeroshot, "heads": _heads, "captioning": _captioning}

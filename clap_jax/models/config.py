@@ -1,4 +1,6 @@
-"""Model configurations as data: the official 2023 model, and small variants for tests and demos."""
+"""Model configurations as data: the official 2023 and 2022 models, and small variants for tests
+and demos."""
+import copy
 import math
 
 import ml_collections
@@ -13,6 +15,7 @@ def clap_2023() -> ml_collections.ConfigDict:
   c.logit_scale_init = math.log(1 / 0.07)
 
   a = c.audio = ml_collections.ConfigDict()
+  a.encoder = "htsat"  # the audio tower: 'htsat' (2023) or 'cnn14' (2022)
   a.sample_rate = 44100  # rate of the waveform fed to the model
   a.clip_seconds = 7
   a.clip_samples = 308700
@@ -43,6 +46,7 @@ def clap_2023() -> ml_collections.ConfigDict:
   a.remat = False  # rematerialise Swin blocks in training (memory for compute)
 
   t = c.text = ml_collections.ConfigDict()
+  t.encoder = "gpt2"  # the text tower: 'gpt2' (2023) or 'bert' (2022)
   t.vocab_size = 50257
   t.n_positions = 1024
   t.n_embd = 768
@@ -140,4 +144,118 @@ def tiny_clapcap() -> ml_collections.ConfigDict:
   d.n_embd = 64
   d.n_layer = 2
   d.n_head = 2
+  return c
+
+
+def clap_2022() -> ml_collections.ConfigDict:
+  """MS-CLAP 2022 (CNN14 + BERT base uncased) as msclap 1.3.4 builds it from config_2022.yml."""
+  c = ml_collections.ConfigDict()
+  c.dtype = "float32"
+  c.embed_dim = 1024
+  c.projection_dropout = 0.5
+  c.logit_scale_init = math.log(1 / 0.07)
+
+  a = c.audio = ml_collections.ConfigDict()
+  a.encoder = "cnn14"
+  a.sample_rate = 44100
+  a.clip_seconds = 5
+  a.clip_samples = 220500
+  # config_2022.yml's n_fft (1028) is never read: CLAPWrapper passes window_size (1024) to Cnn14,
+  # which uses it as torchlibrosa's n_fft and window length. The mel filters are for the real rate.
+  a.mel_sample_rate = 44100
+  a.n_fft = 1024
+  a.hop_length = 320
+  a.mel_bins = 64
+  a.fmin = 50.0
+  a.fmax = 14000.0
+  a.channels = (64, 128, 256, 512, 1024, 2048)  # conv_block1..6; 2x2 average pooling after all but the last
+  a.out_emb = 2048  # fc1's width: the embedding that feeds the projection
+  a.num_classes = 527
+  a.conv_dropout = 0.2  # after each conv block (training only)
+  a.fc_dropout = 0.5  # before and after fc1 (training only)
+  a.spec_augment = False  # msclap's Cnn14 has none; PANNs' SpecAugment settings when enabled
+  a.remat = False  # rematerialise conv blocks in training
+
+  t = c.text = ml_collections.ConfigDict()
+  t.encoder = "bert"
+  t.vocab_size = 30522
+  t.hidden_size = 768
+  t.num_layers = 12
+  t.num_heads = 12
+  t.intermediate_size = 3072
+  t.max_position_embeddings = 512
+  t.type_vocab_size = 2
+  t.layer_norm_eps = 1e-12
+  t.dropout = 0.1  # hidden_dropout_prob = attention_probs_dropout_prob in bert-base-uncased
+  t.context_length = 100  # config_2022.yml's text_len
+  t.pad_token_id = 0  # [PAD]
+  t.pooling = "cls"  # msclap's TextEncoder takes the last hidden state at [CLS] (not BERT's pooler)
+  t.remat = False  # rematerialise BERT layers in training
+  c.lock()  # a mistyped key is an error, not a new field
+  return c
+
+
+def tiny_2022() -> ml_collections.ConfigDict:
+  """clap_2022's structure at a few MB (the full vocabulary, so the real tokenizer applies)."""
+  c = clap_2022()
+  c.embed_dim = 64
+  a = c.audio
+  a.channels = (4, 8, 8, 16, 16, 32)
+  a.out_emb = 32
+  a.num_classes = 10
+  t = c.text
+  t.hidden_size = 32
+  t.num_layers = 2
+  t.num_heads = 2
+  t.intermediate_size = 64
+  t.max_position_embeddings = 128
+  return c
+
+
+def small_2022() -> ml_collections.ConfigDict:
+  """tiny_2022 for 1 s clips at 16 kHz, as small() is for 2023: the CPU smoke runs of 2022 configs."""
+  c = tiny_2022()
+  a = c.audio
+  a.sample_rate = a.mel_sample_rate = 16000
+  a.clip_seconds = 1
+  a.clip_samples = 16000
+  a.n_fft, a.hop_length = 512, 256  # 63 frames: at least the 32 CNN14's five poolings need
+  a.fmax = 8000.0
+  c.text.dropout = 0.0
+  c.projection_dropout = 0.0
+  return c
+
+
+# The official models by msclap's version name (CLAPWrapper(version=...), and its captioner).
+VERSIONS = {"2023": clap_2023, "2022": clap_2022, "clapcap": clapcap}
+# Each CLAP version's (audio, text) tower pair.
+TOWERS = {"2023": ("htsat", "gpt2"), "2022": ("cnn14", "bert")}
+
+
+def towers(config: ml_collections.ConfigDict) -> tuple[str, str]:
+  """(audio encoder, text encoder) of a model config; configs saved before 2022 was added have
+  no `encoder` keys and are 2023's."""
+  return config.audio.get("encoder", "htsat"), config.text.get("encoder", "gpt2")
+
+
+def version_of(config: ml_collections.ConfigDict) -> str | None:
+  """The msclap model whose structure a config has ('2023', '2022', 'clapcap'; sizes aside), or
+  None for a tower pair msclap never shipped."""
+  if "mapper" in config:
+    return "clapcap"
+  return next((v for v, pair in TOWERS.items() if pair == towers(config)), None)
+
+
+def for_version(version: str) -> ml_collections.ConfigDict:
+  if version not in VERSIONS:
+    raise ValueError(f"unknown msclap version {version!r}: one of {sorted(VERSIONS)}")
+  return VERSIONS[version]()
+
+
+def with_towers(audio_from: ml_collections.ConfigDict,
+                text_from: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`text_from` with the audio tower (and its clip) of `audio_from`: encoder pairs msclap never
+  shipped, such as HTSAT + BERT, for comparisons like the 2023 paper's Table 1."""
+  c = copy.deepcopy(text_from)
+  c.audio = copy.deepcopy(audio_from.audio)
   return c

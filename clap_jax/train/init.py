@@ -1,5 +1,5 @@
-"""Initialisation from existing weights: a whole CLAP model, or its audio tower alone (from a CLAP
-checkpoint or from a workdir of configs/audio_pretrain.py).
+"""Initialisation from existing weights: a whole CLAP model, or its audio tower alone (HTSAT or
+CNN14, from a CLAP checkpoint with that tower, or HTSAT from a workdir of configs/audio_pretrain.py).
 
 A checkpoint is anything clap_jax.weights reads (an msclap file, a converted folder, a workdir).
 Loaded arrays must match the model's shapes exactly; a mismatch is an error naming the array.
@@ -9,12 +9,7 @@ import ml_collections
 import numpy as np
 
 from clap_jax import sharding, weights
-
-# The audio tower shared by every objective (HTSAT: patch embedding, Swin stages, bn0); the
-# projection belongs to the contrastive objective and is not taken.
-AUDIO_TOWER = ("audio_encoder", "htsat")
-# The same tower in a workdir of the audio multi-task pretraining (clap_jax.models.audio_tasks).
-MULTITASK_AUDIO_TOWER = ("htsat",)
+from clap_jax.models import config as model_configs
 
 
 def _replace(target: dict, source: dict, where: str) -> dict:
@@ -50,7 +45,11 @@ def initialise(variables: dict, config: ml_collections.ConfigDict,
                          config.clap_from)
   if config.audio_from:
     loaded = weights.load(config.audio_from, model_config)[1]
-    tower = AUDIO_TOWER if "audio_encoder" in loaded["params"] else MULTITASK_AUDIO_TOWER
-    audio = {c: _nest(AUDIO_TOWER, _subtree(loaded[c], tower)) for c in loaded}
+    # The audio tower (its batch statistics included); the projection belongs to the contrastive
+    # objective and is not taken. A workdir of the audio multi-task pretraining
+    # (clap_jax.models.audio_tasks) holds the tower at the top.
+    tower = ("audio_encoder", model_configs.towers(model_config)[0])
+    source = tower if "audio_encoder" in loaded["params"] else tower[1:]
+    audio = {c: _nest(tower, _subtree(loaded[c], source)) for c in loaded}
     variables = _replace(variables, audio, config.audio_from)
   return variables

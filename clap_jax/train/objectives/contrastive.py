@@ -4,11 +4,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from clap_jax import data, sharding
+from clap_jax import data, sharding, text
 from clap_jax.data import demo
 from clap_jax.eval import registry
 from clap_jax.models.clap import CLAP
-from clap_jax.text import Tokenizer
 from clap_jax.train import ConfigError, losses
 
 
@@ -44,7 +43,12 @@ class Contrastive:
     if c.kind == "demo":
       return demo.train_batches(
           sample_rate=model.audio.sample_rate, clip_samples=model.audio.clip_samples,
-          tokenizer=Tokenizer.load(self.config.tokenizer, model.text.context_length), **common)
+          tokenizer=text.for_model(model, self.config.tokenizer), **common)
+    stored = data.ShardSet.find(c.train.split(",")).context_length
+    if stored != model.text.context_length:
+      raise ConfigError(f"input.train: the shards hold {stored}-token captions, the model's text "
+                        f"tower takes {model.text.context_length}: write them with its tokenizer "
+                        "(launch/make_shards.py --tokenizer)")
     return data.train_batches(c.train.split(","), clip_samples=model.audio.clip_samples,
                               shuffle_buffer=c.shuffle_buffer, caption_choice=c.caption_choice,
                               **common)
