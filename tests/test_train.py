@@ -6,10 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from clap_jax import convert, data, schema
+from clap_jax import convert, data, schema, text
 from clap_jax.data import demo as demo_data
 from clap_jax.train import checkpoint, loop as train, optim, step as step_lib
-from clap_jax.text import Tokenizer
 import multidevice
 import trees
 
@@ -31,7 +30,7 @@ def small_config(batch: int = 8):
 
 
 def demo_batch(config, step: int = 0) -> dict:
-  tokenizer = Tokenizer.load(config.tokenizer)
+  tokenizer = text.for_model(config.model, config.tokenizer)
   batches = demo_data.train_batches(
       batch_size=config.input.global_batch, sample_rate=config.model.audio.sample_rate,
       clip_samples=config.model.audio.clip_samples, tokenizer=tokenizer, seed=0, start_step=step)
