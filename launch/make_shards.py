@@ -67,6 +67,10 @@ _LONG_MODE = flags.DEFINE_enum("long_mode", "windows", audio.LONG_MODES,
 _SHARD_MB = flags.DEFINE_float("shard_mb", 256.0, "Target shard size.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the item order and of random windows.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 4, "Writer processes (0: this one).")
+_NUM_TASKS = flags.DEFINE_integer("num_tasks", 1, "Machines splitting the collection (each runs "
+                                  "this command with the same --out_dir and its --task_index).")
+_TASK_INDEX = flags.DEFINE_integer("task_index", 0, "This machine's part, 0..num_tasks-1: the "
+                                   "shards whose index is task_index mod num_tasks.")
 
 
 def _required(flag, source: str) -> str:
@@ -133,7 +137,12 @@ def main(argv):
       tokenizer=_TOKENIZER.value, prefix=_PREFIX.value, sample_rate=_SAMPLE_RATE.value,
       max_seconds=_MAX_SECONDS.value, min_seconds=_MIN_SECONDS.value, long_mode=_LONG_MODE.value,
       shard_mb=_SHARD_MB.value, seed=_SEED.value)
-  summary = writer.write_shards(_items(), _OUT_DIR.value, config, num_workers=_NUM_WORKERS.value)
+  summary = writer.write_shards(_items(), _OUT_DIR.value, config, num_workers=_NUM_WORKERS.value,
+                                num_tasks=_NUM_TASKS.value, task_index=_TASK_INDEX.value)
+  if summary is None:
+    print(f"task {_TASK_INDEX.value} of {_NUM_TASKS.value}: its shards are written; the summary "
+          f"is written by the task that finds every shard done (or a re-run of any task)")
+    return
   items = summary["items"]
   print(f"{summary['examples']} examples in {len(summary['shards'])} shards from "
         f"{items['accepted']} of {items['planned']} items; {items['rejected']} rejected "
