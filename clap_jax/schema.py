@@ -56,6 +56,7 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-4
+  c.optim.schedule = "cosine"  # 'cosine' (warmup + cosine) or 'plateau' (warmup + reduce-on-plateau)
   c.optim.warmup_steps = 100
   c.optim.end_lr_ratio = 0.0  # cosine decays to lr * end_lr_ratio
   c.optim.b1 = 0.9
@@ -65,6 +66,11 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
   c.optim.clip_norm = 1.0
   c.optim.frozen = ""  # regex over parameter names, e.g. '^model/caption_encoder/gpt2/'
   c.optim.accum_steps = 1  # microbatches per step (gradient accumulation)
+  # schedule='plateau': optax.contrib.reduce_on_plateau over the training loss, averaged over
+  # `every_steps` steps (one evaluation); x`factor` after `patience` evaluations without improvement.
+  c.optim.plateau = ml_collections.ConfigDict(
+      dict(factor=0.1, patience=15, every_steps=1000, rtol=1e-4, atol=0.0, cooldown=0,
+           min_scale=0.0))
 
   c.mesh = mesh(data=1, fsdp=-1)
   c.sharding = ml_collections.ConfigDict()
@@ -129,7 +135,7 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.input.kind = "demo"
   config.input.global_batch = 4
   config.total_steps = 2
-  config.optim.warmup_steps = 1
+  config.optim.warmup_steps = min(config.optim.warmup_steps, 1)
   config.optim.accum_steps = 1
   config.checkpoint.every_steps = 1000
   config.log.every_steps = 1

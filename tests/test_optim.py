@@ -11,7 +11,10 @@ from clap_jax.train import optim
 
 def _config(**overrides):
   c = ml_collections.ConfigDict(dict(lr=1e-2, warmup_steps=2, end_lr_ratio=0.1, b1=0.9, b2=0.98,
-                                     eps=1e-6, weight_decay=0.2, clip_norm=1.0, frozen=""))
+                                     eps=1e-6, weight_decay=0.2, clip_norm=1.0, frozen="",
+                                     schedule="cosine",
+                                     plateau=dict(factor=0.1, patience=15, every_steps=1,
+                                                  rtol=1e-4, atol=0.0, cooldown=0, min_scale=0.0)))
   c.update(overrides)
   return c
 
@@ -44,7 +47,7 @@ def test_matches_torch_adamw_with_clipping_decay_mask_and_frozen_parameters():
   state, ours = tx.init(params), params
   clipped = []
   for step, grad in enumerate(grads):
-    updates, state = tx.update(grad, state, ours)
+    updates, state = tx.update(grad, state, ours, value=0.0)
     ours = optax.apply_updates(ours, updates)
     kernel.grad, bias.grad = (torch.tensor(grad["model"]["dense"][k]) for k in ("kernel", "bias"))
     norm = torch.nn.utils.clip_grad_norm_([kernel, bias], config.clip_norm)
@@ -75,3 +78,51 @@ def test_learning_rate_warms_up_then_decays_to_the_end_ratio():
 def test_freezing_everything_is_refused():
   with pytest.raises(ValueError, match="freezes every parameter"):
     optim.make(_config(frozen="^model/"), _params(np.random.default_rng(0)), total_steps=4)
+
+
+def _plateau_scales(losses, **plateau):
+  """The lr factor after each of `losses` fed to optim.make's 'plateau' transformation."""
+  config = _config(schedule="plateau", warmup_steps=0)
+  config.plateau.update(plateau)
+  params = _params(np.random.default_rng(0))
+  tx, schedule = optim.make(config, params, total_steps=len(losses))
+  state, scales = tx.init(params), []
+  grads = jax.tree.map(np.ones_like, params)
+  for step, loss in enumerate(losses):
+    _, state = tx.update(grads, state, params, value=np.float32(loss))
+    scales.append(float(schedule(step)) * float(optim.lr_scale(state)) / config.lr)
+  return scales
+
+
+def test_plateau_drops_tenfold_at_the_fifteenth_evaluation_without_improvement():
+  # Evaluation 1 sets the best; 2..16 are 15 without improvement: the 15th of them (index 15)
+  # drops the factor; the count restarts, so the next drop is 15 evaluations later.
+  scales = _plateau_scales([1.0] * 31)
+  np.testing.assert_allclose(scales, [1.0] * 15 + [0.1] * 15 + [0.01], rtol=1e-6)
+  # Any improvement beyond rtol restarts the count; one within rtol does not.
+  scales = _plateau_scales([1.0] * 10 + [0.5] + [0.5] * 15)
+  np.testing.assert_allclose(scales, [1.0] * 25 + [0.1], rtol=1e-6)
+  scales = _plateau_scales([1.0] * 10 + [1.0 - 1e-5] + [1.0] * 5)
+  np.testing.assert_allclose(scales, [1.0] * 15 + [0.1], rtol=1e-6)
+
+
+def test_plateau_evaluation_is_the_mean_loss_of_every_steps_steps():
+  # Pairs of steps: means 1.0, then 1.0 (0.5 and 1.5) fifteen times: no improvement.
+  losses = [1.0, 1.0] + [0.5, 1.5] * 15
+  scales = _plateau_scales(losses, every_steps=2)
+  np.testing.assert_allclose(scales, [1.0] * 31 + [0.1], rtol=1e-6)
+
+
+def test_plateau_schedule_warms_up_to_a_constant():
+  config = _config(schedule="plateau", warmup_steps=4)
+  _, schedule = optim.make(config, _params(np.random.default_rng(0)), total_steps=100)
+  np.testing.assert_allclose([float(schedule(s)) for s in (0, 2, 4, 50, 99)],
+                             [0.0, 0.5 * config.lr, config.lr, config.lr, config.lr], rtol=1e-6)
+  config = _config(schedule="plateau", warmup_steps=0)
+  _, schedule = optim.make(config, _params(np.random.default_rng(0)), total_steps=100)
+  np.testing.assert_allclose(float(schedule(0)), config.lr, rtol=1e-7)
+
+
+def test_unknown_schedule_is_refused():
+  with pytest.raises(ValueError, match="optim.schedule 'step'"):
+    optim.make(_config(schedule="step"), _params(np.random.default_rng(0)), total_steps=4)

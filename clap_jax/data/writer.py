@@ -54,13 +54,21 @@ class WriterConfig:
 
 
 def write_shards(items: Iterable[Item], out_dir: str | os.PathLike, config: WriterConfig, *,
-                 num_workers: int = 0, progress: bool = True) -> dict:
+                 num_workers: int = 0, progress: bool = True, num_tasks: int = 1,
+                 task_index: int = 0) -> dict | None:
   """Writes (or completes) the shard set of `items` in `out_dir`; returns the summary it writes.
 
   `num_workers` processes decode and write shards (0: this process). Beside the shards:
   `{prefix}-summary.json`, `{prefix}-rejects.jsonl` (item_id, audio, reason per line),
   `{prefix}-plan.json` and `{prefix}-parts/` (per-shard results, what a re-run resumes from).
+
+  Several machines split one collection with `num_tasks` and `task_index`: each makes the same
+  plan (a pure function of the items and the config) and writes the shards whose index is
+  `task_index` mod `num_tasks`, into the same `out_dir`. The task that finds every shard done
+  writes the summary and the rejects; the others return None (re-run any task to summarise).
   """
+  if not 0 <= task_index < num_tasks:
+    raise ValueError(f"task_index {task_index}: need 0 <= task_index < num_tasks ({num_tasks})")
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   items = list(items)
@@ -71,14 +79,17 @@ def write_shards(items: Iterable[Item], out_dir: str | os.PathLike, config: Writ
     count = len(plan)
     for stale in out_dir.glob(f"{config.prefix}-*.partial"):
       stale.unlink()  # a shard interrupted mid-write: it will be written again from the start
-    todo = [(out_dir, config, i, count, shard) for i, shard in enumerate(plan)
+    own = [i for i in range(count) if i % num_tasks == task_index]
+    todo = [(out_dir, config, i, count, plan[i]) for i in own
             if not (out_dir / records.shard_name(config.prefix, i, count)).exists()]
-    bar = tqdm.tqdm(total=count, initial=count - len(todo), unit="shard", disable=not progress)
+    bar = tqdm.tqdm(total=len(own), initial=len(own) - len(todo), unit="shard",
+                    disable=not progress)
     results = pool.imap_unordered(_write_shard, todo) if pool else map(_write_shard, todo)
     for _ in results:
       bar.update()
     bar.close()
-  return _summarise(out_dir, config, plan)
+  done = all((out_dir / records.shard_name(config.prefix, i, count)).exists() for i in range(count))
+  return _summarise(out_dir, config, plan) if done else None
 
 
 def encode_item(item: Item, config: WriterConfig, tokenizer) -> tuple[list[bytes], int, int]:

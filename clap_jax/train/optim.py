@@ -1,4 +1,12 @@
-"""The optimizer: AdamW with linear warmup and cosine decay, gradient clipping, frozen parameters.
+"""The optimizer: AdamW with gradient clipping and frozen parameters, under one of two schedules:
+'cosine' (linear warmup, cosine decay: CLIP's) or 'plateau' (linear warmup to a constant, times
+optax's reduce-on-plateau factor: the CLAP 2023 paper's).
+
+Reduce-on-plateau watches the training loss: the step passes each step's loss (`value=`) to the
+transformation, which averages it over `plateau.every_steps` steps (one "evaluation") and
+multiplies every update by `plateau.factor` after `plateau.patience` evaluations without an
+improvement of more than `plateau.rtol` (relative). Its state lives in the optimizer state, so it
+is checkpointed and resumed with it.
 
 Frozen parameters (a regex over names such as `model/caption_encoder/gpt2/...`) get no update and
 no optimizer state; their gradients are never used, so XLA drops their computation. Clipping and
@@ -14,9 +22,19 @@ import optax
 from clap_jax import sharding
 
 
+SCHEDULES = ("cosine", "plateau")
+
+
 def schedule(config: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  """0 -> lr over `warmup_steps`, then cosine to lr * end_lr_ratio at `total_steps`."""
+  """0 -> lr over `warmup_steps`, then cosine to lr * end_lr_ratio at `total_steps` ('cosine'),
+  or lr from then on ('plateau': the plateau's factor is applied by `plateau`)."""
+  if config.schedule not in SCHEDULES:
+    raise ValueError(f"optim.schedule {config.schedule!r}: one of {SCHEDULES}")
   warmup = min(config.warmup_steps, total_steps)
+  if config.schedule == "plateau":
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, config.lr, max(warmup, 1)), optax.constant_schedule(config.lr)],
+        [warmup])
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=config.lr, warmup_steps=warmup,
       decay_steps=max(total_steps, warmup + 1), end_value=config.lr * config.end_lr_ratio)
@@ -45,8 +63,25 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(optax.init_empty_state, update)
 
 
+def plateau(config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
+  """optax's reduce-on-plateau over `config.plateau`; its update needs `value=` (the loss)."""
+  p = config.plateau
+  return optax.contrib.reduce_on_plateau(
+      factor=p.factor, patience=p.patience, rtol=p.rtol, atol=p.atol, cooldown=p.cooldown,
+      accumulation_size=p.every_steps, min_scale=p.min_scale)
+
+
+def lr_scale(opt_state) -> jax.Array | float:
+  """The reduce-on-plateau factor held in `opt_state` (1 without a plateau schedule)."""
+  is_plateau = lambda x: isinstance(x, optax.contrib.ReduceLROnPlateauState)
+  found = [x for x in jax.tree.leaves(opt_state, is_leaf=is_plateau) if is_plateau(x)]
+  return found[0].scale if found else 1.0
+
+
 def make(config: ml_collections.ConfigDict, params, total_steps: int):
-  """-> (optax transformation, learning-rate schedule) for `params` (arrays or shapes)."""
+  """-> (optax transformation, learning-rate schedule) for `params` (arrays or shapes). The
+  transformation's update takes `value=` (the step's loss), which only 'plateau' reads; the
+  learning rate of a step is `schedule(step) * lr_scale(opt_state after the step)`."""
   lr = schedule(config, total_steps)
   # Decay matrices and embeddings only: biases, norm scales and the temperature are not shrunk
   # towards zero (as CLIP and open_clip do).
@@ -57,4 +92,6 @@ def make(config: ml_collections.ConfigDict, params, total_steps: int):
                   weight_decay=config.weight_decay, mask=decay_mask))
   labels = jax.tree.map(lambda t: "trained" if t else "frozen", trained_mask(params, config.frozen))
   tx = optax.multi_transform({"trained": trained, "frozen": optax.set_to_zero()}, labels)
-  return tx, lr
+  if config.schedule == "plateau":
+    tx = optax.chain(tx, plateau(config))
+  return optax.with_extra_args_support(tx), lr

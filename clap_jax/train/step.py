@@ -12,6 +12,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from clap_jax import sharding
+from clap_jax.train import optim
 
 
 def _microbatches(batch: dict, count: int, mesh) -> dict:
@@ -65,9 +66,10 @@ def make_train_step(objective, tx: optax.GradientTransformation, schedule, accum
           accumulate, zeros, (jnp.arange(accum_steps), micro))
       grads, batch_stats = jax.tree.map(lambda x: x / accum_steps, (grads, batch_stats))
       metrics = jax.tree.map(jnp.mean, metrics)
-    updates, opt_state = tx.update(grads, state["opt_state"], params)
+    # The loss is what a reduce-on-plateau schedule watches (optim.py); other schedules ignore it.
+    updates, opt_state = tx.update(grads, state["opt_state"], params, value=metrics["loss"])
     params = objective.constrain(optax.apply_updates(params, updates))
-    metrics = {**metrics, "learning_rate": schedule(state["step"]),
+    metrics = {**metrics, "learning_rate": schedule(state["step"]) * optim.lr_scale(opt_state),
                "grad_norm": optax.tree.norm(grads)}
     return {**state, "step": state["step"] + 1, "params": params, "batch_stats": batch_stats,
             "opt_state": opt_state}, metrics
