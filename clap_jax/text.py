@@ -17,6 +17,15 @@ DEFAULT_TEMPLATE = "this is a sound of {}"
 TRAINING_BUCKETS = (16, 32)
 
 
+def check_texts(texts: Sequence[str]) -> None:
+  """A tokenizer's input is a sequence of str: a bare str (a sequence of characters) is refused."""
+  if isinstance(texts, str):
+    raise TypeError("texts must be a sequence of str, not a single str")
+  for i, text in enumerate(texts):
+    if not isinstance(text, str):
+      raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+
+
 class Tokenizer:
   """GPT-2 byte-level BPE with msclap's conventions: `'!'` (id 0) is the pad token, every text gets
   `' <|endoftext|>'` appended and is padded on the right to `context_length` tokens.
@@ -57,11 +66,7 @@ class Tokenizer:
 
   def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """texts -> {'input_ids', 'attention_mask'}, each (B, context_length) int32."""
-    if isinstance(texts, str):
-      raise TypeError("texts must be a sequence of str, not a single str")
-    for i, text in enumerate(texts):
-      if not isinstance(text, str):
-        raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    check_texts(texts)
     with_eot = [text + " " + EOT for text in texts]
     encoded = self._hf(with_eot, add_special_tokens=True)["input_ids"] if texts else []  # HF fails on []
     length = self.context_length

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import transformers
 
+from clap_jax import text
+
 # bert-base-uncased's vocabulary (Apache-2.0, see the LICENSE beside it), so that nothing needs the hub.
 BERT_FILES = pathlib.Path(__file__).resolve().parent / "assets" / "bert-base-uncased"
 
@@ -41,11 +43,7 @@ class BertTokenizer:
 
   def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """texts -> {'input_ids', 'attention_mask'}, each (B, context_length) int32."""
-    if isinstance(texts, str):
-      raise TypeError("texts must be a sequence of str, not a single str")
-    for i, text in enumerate(texts):
-      if not isinstance(text, str):
-        raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    text.check_texts(texts)
     shape = (len(texts), self.context_length)
     if not texts:  # HF fails on []
       return {"input_ids": np.zeros(shape, np.int32), "attention_mask": np.zeros(shape, np.int32)}

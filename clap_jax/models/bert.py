@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from clap_jax.models import gpt2
+
 
 def _dense(features: int, name: str, dtype) -> nn.Dense:
   return nn.Dense(features, dtype=dtype, name=name,
@@ -43,15 +45,7 @@ class SelfAttention(nn.Module):
     # (B, L, D) -> (B, L, heads, D / heads)
     q, k, v = (_dense(c.hidden_size, name, self.dtype)(x).reshape(*x.shape[:2], c.num_heads, -1)
                for name in ("query", "key", "value"))
-    if train and c.dropout > 0:
-      # As models/gpt2.py: torch drops attention weights per example and head.
-      y = nn.dot_product_attention(
-          q, k, v, mask=mask, dropout_rng=self.make_rng("dropout"), dropout_rate=c.dropout,
-          broadcast_dropout=False, deterministic=False, dtype=self.dtype,
-          force_fp32_for_softmax=True)
-    else:
-      y = jax.nn.dot_product_attention(q, k, v, mask=mask)
-    return y.reshape(x.shape)
+    return gpt2.attention(self, q, k, v, mask, c.dropout if train else 0.0).reshape(x.shape)
 
 
 class Output(nn.Module):

@@ -26,6 +26,18 @@ def _no_cache():
                    "variables['cache'] and apply with mutable=['cache']")
 
 
+def attention(module: nn.Module, q, k, v, mask, dropout_rate: float) -> jax.Array:
+  """Multi-head attention as torch computes it in training: with dropout on the attention weights
+  (which jax.nn.dot_product_attention lacks), drawn per example and head (broadcast_dropout=False),
+  from `module`'s 'dropout' rng."""
+  if dropout_rate > 0:
+    return nn.dot_product_attention(
+        q, k, v, mask=mask, dropout_rng=module.make_rng("dropout"), dropout_rate=dropout_rate,
+        broadcast_dropout=False, deterministic=False, dtype=module.dtype,
+        force_fp32_for_softmax=True)
+  return jax.nn.dot_product_attention(q, k, v, mask=mask)
+
+
 class Attention(nn.Module):
   """Causal multi-head self-attention with one fused q/k/v projection."""
   config: ml_collections.ConfigDict
@@ -47,15 +59,7 @@ class Attention(nn.Module):
                                                             cache_index, axis=1)
       query_positions = cache_index + jnp.arange(x.shape[1])
       mask = (jnp.arange(k.shape[1])[None, :] <= query_positions[:, None])[None, None]
-    if train and c.dropout > 0:
-      # jax.nn.dot_product_attention has no dropout on the attention weights; torch drops
-      # independently per example and head, hence broadcast_dropout=False.
-      y = nn.dot_product_attention(
-          q, k, v, mask=mask, dropout_rng=self.make_rng("dropout"), dropout_rate=c.dropout,
-          broadcast_dropout=False, deterministic=False, dtype=self.dtype,
-          force_fp32_for_softmax=True)
-    else:
-      y = jax.nn.dot_product_attention(q, k, v, mask=mask)
+    y = attention(self, q, k, v, mask, c.dropout if train else 0.0)
     y = nn.Dense(c.n_embd, dtype=self.dtype, name="c_proj")(y.reshape(x.shape))
     return nn.Dropout(c.dropout, deterministic=not train)(y)
 
