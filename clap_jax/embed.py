@@ -16,7 +16,6 @@ computes it.
 """
 import dataclasses
 import glob
-import hashlib
 import itertools
 import json
 import os
@@ -87,20 +86,12 @@ class Summary:
   seconds: float = 0.0
 
 
-def fingerprint(variables) -> str:
-  """A digest of the model's arrays: a resumed run must embed with the same model."""
-  digest = hashlib.blake2b(digest_size=16)
-  for leaf in jax.tree.leaves(variables):
-    digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-  return digest.hexdigest()
-
-
 def index_info(encoder: encode.ClapEncoder) -> dict:
   a = encoder.config.audio
   return {"format": index_lib.FORMAT_VERSION, "embed_dim": int(encoder.config.embed_dim),
           "sample_rate": int(a.sample_rate), "clip_samples": int(a.clip_samples),
           "long_audio": encoder.long_audio, "dtype": str(encoder.config.dtype),
-          "model": fingerprint(encoder.variables)}
+          "model": encoder.fingerprint}
 
 
 def embed_collection(encoder: encode.ClapEncoder, collection: Source, out_dir: str | os.PathLike,

@@ -12,6 +12,7 @@ The folder:
 """
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import pathlib
@@ -94,6 +95,14 @@ def load(directory: str | os.PathLike, mmap: bool = False) -> Index:
   embeddings = (np.concatenate(arrays) if arrays
                 else np.zeros((0, info["embed_dim"]), np.float32))
   return Index(ids, embeddings, bad, info)
+
+
+def fingerprint(variables) -> str:
+  """A digest of a model's arrays: an index is resumed and searched with the model that made it."""
+  digest = hashlib.blake2b(digest_size=16)
+  for leaf in jax.tree.leaves(variables):
+    digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return digest.hexdigest()
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
