@@ -73,16 +73,6 @@ def load(version: str = "2023", checkpoint: str | os.PathLike | None = None,
                      long_audio=long_audio, seed=seed)
 
 
-def full_precision(model, method):
-  """jit(model.apply(variables, *inputs, method=method)) with float32 products in full float32 on
-  every backend, as msclap computes them: GPUs default to TF32 and TPUs to bfloat16 passes. CPUs
-  compute float32 either way."""
-  def apply(variables, *inputs):
-    with jax.default_matmul_precision("float32"):
-      return model.apply(variables, *inputs, method=method)
-  return jax.jit(apply)
-
-
 class ClapEncoder:
   """Jitted CLAP inference over host-side lists of audio and text; `tokenizer` is the model's
   (clap_jax.text.for_model)."""
@@ -95,8 +85,16 @@ class ClapEncoder:
     self.long_audio = long_audio
     self._rng = np.random.default_rng(seed)
     model = CLAP(config)
-    self._encode_audio = full_precision(model, CLAP.encode_audio)
-    self._encode_text = full_precision(model, CLAP.encode_text)
+
+    def full_precision(method):
+      # Float32 products in full float32 on every backend, as msclap computes them: GPUs default
+      # to TF32 and TPUs to bfloat16 passes. CPUs compute float32 either way.
+      def apply(variables, *inputs):
+        with jax.default_matmul_precision("float32"):
+          return model.apply(variables, *inputs, method=method)
+      return jax.jit(apply)
+    self._encode_audio = full_precision(CLAP.encode_audio)
+    self._encode_text = full_precision(CLAP.encode_text)
 
   @property
   def logit_scale(self) -> float:

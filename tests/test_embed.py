@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from clap_jax import audio as audio_lib
 from clap_jax import convert, embed, encode, index, weights
 from clap_jax.data import sources
 from clap_jax.models import config as model_config
@@ -123,3 +124,33 @@ def test_devices_and_processes_share_the_collection(shared_data, model_dir, clap
   assert sorted(stored.ids) == sorted(str(f) for f in files)
   np.testing.assert_allclose(stored.embeddings, clap.audio_embeddings(stored.ids), rtol=1e-5,
                              atol=1e-6)
+
+
+def test_shards_are_embedded_as_whole_clips(shared_data, clap, tmp_path):
+  """A clip the writer cut into several records is one item: the mean over all its records'
+  windows, as ClapEncoder embeds each record (weighted by their window counts)."""
+  from clap_jax.data import records, writer  # pylint: disable=g-import-not-at-top (TensorFlow)
+  clotho = shared_data / "audio" / "clotho"
+  items = list(sources.clotho(clotho / "captions.csv", clotho / "audio"))[:3]
+  rate = clap.config.audio.sample_rate
+  writer.write_shards(items, tmp_path / "shards",
+                      writer.WriterConfig(sample_rate=rate, max_seconds=10.0, shard_mb=0.3),
+                      progress=False)
+  pattern = str(tmp_path / "shards" / "clips-*.tfrecord")
+  summary = embed.embed_collection(clap, embed.shard_collection(pattern), tmp_path / "index",
+                                   batch_size=8, part_size=2, progress=False)
+  assert (summary.embedded, summary.bad) == (3, [])
+  stored = index.load(tmp_path / "index")
+  assert sorted(stored.ids) == sorted(i.item_id for i in items)
+  pieces = {}
+  for path in sorted((tmp_path / "shards").glob("clips-*.tfrecord")):
+    for clip_id, audio, _, _ in records.read_shard(str(path)):
+      pieces.setdefault(clip_id, []).append(audio)
+  assert all(len(p) > 1 for p in pieces.values())  # 15-30 s clips, 10 s records
+  clip = clap.config.audio.clip_samples
+  for clip_id, embedding in zip(stored.ids, stored.embeddings):
+    counts = [len(audio_lib.window_starts(len(p), clip)) if len(p) > clip else 1
+              for p in pieces[clip_id]]
+    per_piece = clap.audio_embeddings([(p, rate) for p in pieces[clip_id]])
+    np.testing.assert_allclose(embedding, np.average(per_piece, axis=0, weights=counts),
+                               rtol=1e-5, atol=1e-6)
