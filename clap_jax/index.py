@@ -74,7 +74,7 @@ def done_ids(directory: str | os.PathLike) -> set[str]:
 
 def load(directory: str | os.PathLike, mmap: bool = False) -> Index:
   """Every committed part, concatenated in part-name order; an id twice is an error. `mmap`:
-  memory-map the parts' arrays (still concatenated; use it to load parts lazily)."""
+  the parts are memory-mapped and copied once, into the concatenation."""
   directory = pathlib.Path(directory)
   info_path = directory / INFO_FILE
   if not info_path.is_file():
