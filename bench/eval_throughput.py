@@ -12,7 +12,8 @@ scores are apart; then clap_jax's audio tower alone on one batch already on the 
 how much of the pass is the host's (decoding, padding, packing, copying). Token columns after the
 longest prompt are not computed by clap_jax (exact: GPT-2 is causal); msclap computes all 77. On a
 GPU both run in full float32 unless --tf32 lets both use the TF32 matrix units (XLA's default for
-float32 dots there, not PyTorch's).
+float32 dots there, not PyTorch's). `--device`: says which chip runs the pass ("no accelerator
+found, falling back to CPU" without one) and adds the audio tower's MFU (bench/accelerator.py).
 """
 import pathlib
 import sys
@@ -25,6 +26,7 @@ import torch
 from jax.sharding import Mesh
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+import accelerator  # pylint: disable=g-import-not-at-top (bench/, the script's folder)
 from reference import build_reference, state_dict_numpy  # pylint: disable=g-import-not-at-top
 
 from clap_jax import audio, convert
@@ -41,6 +43,8 @@ _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed passes of each; the fastest
 _TORCH_DEVICE = flags.DEFINE_string("torch_device", None, "PyTorch's device; default: cuda if "
                                     "available, else cpu. clap_jax uses JAX's default backend.")
 _TF32 = flags.DEFINE_bool("tf32", False, "On a GPU, float32 matrix products in TF32 in both.")
+_DEVICE = flags.DEFINE_bool("device", False, "Name the chip (or the CPU fallback); add the audio "
+                            "tower's MFU.")
 _TOKENIZER = text_lib.GPT2_FILES
 SAMPLE_RATE, SECONDS = 44100, 5
 
@@ -72,6 +76,7 @@ def timed(fn):
 
 def main(argv):
   del argv
+  chip = accelerator.device() if _DEVICE.value else None
   config = model_config.tiny() if _TINY.value else model_config.clap_2023()
   reference = build_reference(config, seed=0)
   variables = convert.convert_state_dict(state_dict_numpy(reference), config)
@@ -118,6 +123,9 @@ def main(argv):
   seconds = min(timed(lambda: tower(*on_device).block_until_ready())[1] for _ in range(3))
   print(f"clap_jax audio tower alone: {_BATCH.value / seconds:8.2f} clips/s (one batch on the device, "
         f"best of 3)")
+  if chip is not None:
+    flops = accelerator.compiled_flops(tower, *on_device)
+    print(f"audio tower on {accelerator.describe(chip)}: {accelerator.mfu_text(flops, seconds, chip)}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,15 @@ stochastic depth on, as the reference's train mode has them) it measures
     bench/encode_throughput.py), and both again with glibc's huge-page tunable, which JAX's side
     runs with (launch/train.py sets it, clap_jax/train/host.py) but which slows PyTorch here. The ratio
     is taken against the fastest of the four.
+
+  python bench/train_step.py --device [--models=full] [--device_batch=128] [--remat]
+
+On the accelerator (the first of jax.devices(); without one it says "no accelerator found, falling
+back to CPU" and runs there): each model's step in bfloat16 at --device_batch examples per chip
+(captions trimmed as the loop trims them), its examples/s, step time and MFU (the compiled step's
+FLOPs by XLA's cost analysis over the chip's dense bf16 peak, bench/accelerator.py), beside the
+PyTorch step of the same modules on the same chip under `torch.autocast` bf16 and `torch.compile`
+(where it compiles; else eager, said so).
 """
 import json
 import os
@@ -34,6 +43,7 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
+import accelerator
 from clap_jax import data, schema
 from clap_jax.train import host, loop as train
 from clap_jax.models import config as model_config
@@ -43,6 +53,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 _MODELS = flags.DEFINE_list("models", ["tiny", "full"], "Models to time: tiny, full.")
 _BATCH = flags.DEFINE_list("batch", ["8", "2"], "Global batch per model, in --models order.")
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps (after one untimed step).")
+_DEVICE = flags.DEFINE_bool("device", False, "Accelerator figures (see above).")
+_DEVICE_BATCH = flags.DEFINE_integer("device_batch", None, "--device: examples per chip "
+                                     "(default 128; 2 on the CPU fallback).")
+_REMAT = flags.DEFINE_bool("remat", False, "--device: rematerialise both towers' blocks.")
+_TORCH_DEVICE_CHILD = flags.DEFINE_string("torch_device_child", None, "Internal: time PyTorch's "
+                                          "bf16 step, 'model,batch,device'; prints JSON.")
 _TORCH_CHILD = flags.DEFINE_string("torch_child", None, "Internal: time one PyTorch setting, "
                                    "'model,batch,flush' (flush 0/1); prints seconds per step.")
 
@@ -168,9 +184,96 @@ def torch_settings(model: str, batch: int, steps: int) -> dict[str, float]:
   return results
 
 
+def torch_device_step(config, batch: int, steps: int, device: str) -> tuple[float, str]:
+  """-> (seconds per step, how it ran) of the reference step under autocast bf16 on `device`,
+  compiled by torch.compile where that works."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from reference import build_reference  # pylint: disable=g-import-not-at-top
+  model = build_reference(config.model).train().to(device)
+  o = config.optim
+  optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
+                                weight_decay=o.weight_decay)
+  inputs = _inputs(config, batch)
+  audio = torch.from_numpy(inputs["audio"]).to(device)
+  text = {"input_ids": torch.from_numpy(inputs["input_ids"]).long().to(device),
+          "attention_mask": torch.from_numpy(inputs["attention_mask"]).long().to(device)}
+  labels = torch.arange(batch, device=device)
+  f = torch.nn.functional
+  forward, how = model, "eager"
+  if device != "cpu":  # inductor on a CPU compiles for many minutes
+    forward, how = torch.compile(model), "torch.compile"
+
+  def step():
+    with torch.autocast(device_type=device, dtype=torch.bfloat16):
+      text_embeddings, audio_embeddings, scale = forward(audio, text)
+      logits = scale.clamp(max=np.exp(config.loss.max_log_scale)) * (
+          f.normalize(audio_embeddings, dim=-1) @ f.normalize(text_embeddings, dim=-1).T)
+      loss = 0.5 * (f.cross_entropy(logits, labels) + f.cross_entropy(logits.T, labels))
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
+    optimizer.step()
+    if device == "cuda":
+      torch.cuda.synchronize()
+  try:
+    return _time(step, steps), how
+  except Exception as e:  # pylint: disable=broad-except (any compiler failure: report, run eager)
+    if forward is model:
+      raise
+    forward, how = model, f"eager (torch.compile failed: {type(e).__name__})"
+    return _time(step, steps), how
+
+
+def device_main():
+  """The accelerator figures (module docstring, --device)."""
+  chip = accelerator.device()
+  per_chip = _DEVICE_BATCH.value or (2 if chip.platform == "cpu" else 128)
+  batch = per_chip * jax.device_count()
+  print(f"device: {accelerator.describe(chip)}, batch {per_chip} per chip ({batch} in all), "
+        f"bfloat16{', remat' if _REMAT.value else ''}", flush=True)
+  for model in _MODELS.value:
+    config = _config(model, batch)
+    config.model.dtype = "bfloat16"
+    config.model.audio.remat = config.model.text.remat = _REMAT.value
+    run = train.build(config)
+    state = run.init()
+    inputs = data.to_global(train.trim_text(_inputs(config, batch), config.input.text_lengths),
+                            run.batch_sharding)
+    flops = accelerator.compiled_flops(run.train_step, state, inputs)
+    holder = [state]
+
+    def step():
+      holder[0], metrics = run.train_step(holder[0], inputs)
+      jax.block_until_ready(metrics["loss"])
+    seconds = _time(step, _STEPS.value)
+    print(f"JAX {model}: {batch / seconds:.1f} examples/s, {seconds * 1e3:.1f} ms/step, "
+          f"{flops / 1e9:.1f} GFLOP/step (XLA), {accelerator.mfu_text(flops, seconds, chip)}",
+          flush=True)
+    del holder, state, run
+    torch_device = "cpu" if chip.platform == "cpu" else "cuda"
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), f"--torch_device_child={model},{batch},"
+         f"{torch_device}", f"--steps={_STEPS.value}"], check=False, capture_output=True, text=True)
+    if out.returncode:
+      print(f"PyTorch {model} on {torch_device}: failed: {out.stderr.strip()[-500:]}")
+      continue
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"PyTorch {model} on {torch_device} (autocast bf16, {result['how']}): "
+          f"{batch / result['seconds']:.1f} examples/s; JAX / PyTorch "
+          f"{result['seconds'] / seconds:.2f}x", flush=True)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  if _TORCH_DEVICE_CHILD.value:
+    model, batch, device = _TORCH_DEVICE_CHILD.value.split(",")
+    seconds, how = torch_device_step(_config(model, int(batch)), int(batch), _STEPS.value, device)
+    print(json.dumps({"seconds": seconds, "how": how}))
+    return
+  if _DEVICE.value:
+    device_main()
+    return
   if _TORCH_CHILD.value:
     model, batch, flush = _TORCH_CHILD.value.split(",")
     seconds = torch_step(_config(model, int(batch)), int(batch), _STEPS.value, flush == "1")

@@ -15,6 +15,7 @@ does (seed it with `seed`). Texts are tokenised as msclap tokenises them for the
 BPE, 77 tokens; BERT WordPiece, 100). Empty text is allowed: it encodes the bare `<|endoftext|>`
 token (2023) or `[CLS] [SEP]` (2022).
 """
+import functools
 import numbers
 import os
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from clap_jax import audio as audio_lib
+from clap_jax import index as index_lib
 from clap_jax import text as text_lib
 from clap_jax import weights
 from clap_jax.models import config as model_config
@@ -171,6 +173,26 @@ class ClapEncoder:
       padded = [np.concatenate([c, np.repeat(c[-1:], size - rows, axis=0)]) for c in chunk]
       outputs.append(np.asarray(fn(self.variables, *padded))[:rows])
     return np.concatenate(outputs).astype(np.float32)
+
+  @functools.cached_property
+  def fingerprint(self) -> str:
+    """Names this model's weights in the index folders it writes (clap_jax.index.fingerprint)."""
+    return index_lib.fingerprint(self.variables)
+
+  def search(self, texts: Sequence[str], index: "str | os.PathLike | index_lib.Index", k: int = 10,
+             *, device: bool = False) -> list[list[tuple[str, float]]]:
+    """Per text, the `k` clips of `index` (an index folder written by launch/embed.py, or a loaded
+    `clap_jax.index.Index`) closest by cosine similarity, best first: [(clip id, cosine), ...].
+    `device`: scored on the accelerator, in chunks (clap_jax.index.top_k) for large indexes. The
+    index must have been made with this model's weights."""
+    if not isinstance(index, index_lib.Index):
+      index = index_lib.load(index)
+    if index.info.get("model") != self.fingerprint:
+      raise ValueError("the index was embedded by another model (its weights' fingerprint differs); "
+                       "search it with the encoder that wrote it")
+    scores, rows = index_lib.top_k(self.text_embeddings(texts), index.embeddings, k, device=device)
+    return [[(index.ids[r], float(s)) for r, s in zip(row, score)]
+            for row, score in zip(rows, scores)]
 
   def similarity(self, audio_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
     """exp(logit_scale) x cosine similarity, one row per audio."""

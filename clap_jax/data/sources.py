@@ -70,6 +70,14 @@ def clotho(captions_csv: str | os.PathLike, audio_dir: str | os.PathLike, *,
                  captions=captions, task=task)
 
 
+def folder(root: str | os.PathLike, *, task: str = "") -> Iterator[Item]:
+  """Every audio file under `root` (recursively, by AUDIO_EXTENSIONS), sorted; its id is the path
+  relative to `root`. No captions or labels: a collection to embed."""
+  root = pathlib.Path(root)
+  for file in _audio_files(root):
+    yield Item(item_id=str(file.relative_to(root)), audio=str(file), task=task)
+
+
 def labelled_folder(root: str | os.PathLike, *, label_pattern: str = r"^([^_]+)_",
                     template: str = text.DEFAULT_TEMPLATE, task: str = "") -> Iterator[Item]:
   """Audio files whose label is in the name (group 1 of `label_pattern`), e.g. FSDD's `7_jackson_3.wav`.
