@@ -234,8 +234,9 @@ TOWERS = {"2023": ("htsat", "gpt2"), "2022": ("cnn14", "bert")}
 
 def towers(config: ml_collections.ConfigDict) -> tuple[str, str]:
   """(audio encoder, text encoder) of a model config; configs saved before 2022 was added have
-  no `encoder` keys and are 2023's."""
-  return config.audio.get("encoder", "htsat"), config.text.get("encoder", "gpt2")
+  no `encoder` keys and are 2023's. clapcap has no text encoder (None)."""
+  text = config.text.get("encoder", "gpt2") if "text" in config else None
+  return config.audio.get("encoder", "htsat"), text
 
 
 def version_of(config: ml_collections.ConfigDict) -> str | None:
