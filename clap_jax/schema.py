@@ -90,6 +90,9 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
   c.init.clap_from = ""
   # The audio tower (audio_encoder/htsat) alone, from any of the same kinds of checkpoint.
   c.init.audio_from = ""
+  # Objective 'prefix_lm': GPT-2 (`model/gpt`) alone, from a clapcap checkpoint (msclap trained
+  # clapcap with OpenAI's 'gpt2' frozen) or a converted folder or workdir of one.
+  c.init.decoder_from = ""
   c.lock()
   return c
 

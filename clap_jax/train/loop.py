@@ -157,7 +157,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
   restored = resume.restore_latest(ckpt, config, workdir, run.abstract_state, run.state_shardings)
   if restored is None:
     state = run.init()
-    if config.init.clap_from or config.init.audio_from:
+    if config.init.clap_from or config.init.audio_from or config.init.decoder_from:
       variables = init_lib.initialise(
           {"params": state["params"]["model"], "batch_stats": state["batch_stats"]},
           config.init, config.model)

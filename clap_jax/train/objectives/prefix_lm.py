@@ -91,6 +91,13 @@ class PrefixLM:
     kind = config.input.kind
     if kind not in ("shards", "demo"):
       raise ConfigError(f"input.kind {kind!r}: objective 'prefix_lm' reads 'shards' or 'demo'")
+    pattern = re.compile(config.optim.frozen) if config.optim.frozen else None
+    for name, part, keys in (("model/clap/htsat/patch_embed/proj/kernel", "audio encoder",
+                              ("clap_from", "audio_from")),
+                             ("model/gpt/wte/embedding", "GPT-2", ("clap_from", "decoder_from"))):
+      if pattern and pattern.search(name) and not any(config.init[k] for k in keys):
+        raise ConfigError(f"optim.frozen freezes the {part}, but neither init."
+                          f"{' nor init.'.join(keys)} gives it weights")
     if kind == "shards" and not config.input.train:
       raise ConfigError("input.train is missing: a glob pattern of launch/make_shards.py caption "
                        "shards, e.g. --config.input.train='/data/shards/clotho/*.tfrecord'")
