@@ -1,5 +1,6 @@
 """Initialisation from existing weights: a whole CLAP model, or its audio tower alone (HTSAT or
-CNN14, from a CLAP checkpoint with that tower, or HTSAT from a workdir of configs/audio_pretrain.py).
+CNN14, from a CLAP checkpoint with that tower, or HTSAT from a workdir of configs/audio_pretrain.py);
+for clapcap, the audio encoder with its projection from a CLAP, and GPT-2 from a clapcap.
 
 A checkpoint is anything clap_jax.weights reads (an msclap file, a converted folder, a workdir).
 Loaded arrays must match the model's shapes exactly; a mismatch is an error naming the array.
