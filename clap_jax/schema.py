@@ -39,6 +39,7 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
   c.input.seed = 0
   c.input.shuffle_buffer = 256  # records; about 0.9 MB each for 10 s clips
   c.input.caption_choice = "random"  # one of an example's captions per visit
+  c.input.prompt = ""  # objective 'prefix_lm': a task prompt before every caption (not a target)
   # GPT-2 is causal and BERT masks padded keys: token columns past every caption's end change
   # nothing, so a batch is cut to the shortest of these lengths (or the full context) that holds
   # all its captions. One compilation of the step per length used.
@@ -95,6 +96,9 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
   c.init.clap_from = ""
   # The audio tower (audio_encoder/htsat) alone, from any of the same kinds of checkpoint.
   c.init.audio_from = ""
+  # Objective 'prefix_lm': GPT-2 (`model/gpt`) alone, from a clapcap checkpoint (msclap trained
+  # clapcap with OpenAI's 'gpt2' frozen) or a converted folder or workdir of one.
+  c.init.decoder_from = ""
   c.lock()
   return c
 

@@ -7,7 +7,7 @@ clapcap checkpoint, captioning evaluation: results.json, results.md and captions
       --workdir /tmp/zeroshot_2022
   python launch/eval.py --config configs/zeroshot.py:shared,tiny --checkpoint random \
       --workdir /tmp/zeroshot_plumbing
-  python launch/eval.py --config configs/captioning.py --checkpoint clapcap_weights_2023.pth \
+  python launch/eval.py --config configs/captioning_eval.py --checkpoint clapcap_weights_2023.pth \
       --workdir /tmp/captioning
 
 --checkpoint: an msclap .pth/.safetensors file, a folder written by clap_jax.convert.save_variables,

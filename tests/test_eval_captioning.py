@@ -159,7 +159,7 @@ def test_evaluator_captions_leaves_out_bad_clips_and_writes(tiny, clotho, tmp_pa
 def test_launch_eval_captions_clotho_with_a_random_tiny_clapcap(shared_data, tmp_path):
   out = tmp_path / "out"
   result = subprocess.run(
-      [sys.executable, str(REPO / "launch/eval.py"), "--config", "configs/captioning.py:shared,tiny",
+      [sys.executable, str(REPO / "launch/eval.py"), "--config", "configs/captioning_eval.py:shared,tiny",
        f"--config.captioning.data_dir={shared_data}", "--config.captioning.max_length=8",
        "--checkpoint", "random", "--workdir", str(out)],
       cwd=REPO, capture_output=True, text=True, timeout=600,

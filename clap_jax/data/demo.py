@@ -35,6 +35,7 @@ _KINDS = (
                 "a nasal droning buzz")),
 )
 LABELS = tuple(label for label, _ in _KINDS)
+CAPTIONS = tuple(captions for _, captions in _KINDS)  # every phrasing of each kind
 PROMPT = "{}"  # the label itself
 
 

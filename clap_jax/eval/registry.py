@@ -8,7 +8,8 @@ below and the rest are its settings (`defaults(type)`). Every evaluator yields
             `templates`, ...); the task 'demo' is clap_jax.data.demo's held-out clips.
   heads     clap_jax.eval.heads: the audio multi-task heads on their held-out shards.
   captioning  clap_jax.eval.captioning: captions of a clapcap model scored on the registry's
-            captioning tasks (`tasks`, `data_dir`, `sources`, `beam_size`, `max_length`, ...).
+            captioning tasks (`tasks`, `data_dir`, `sources`, `beam_size`, `max_length`, ...);
+            the task 'demo' is clap_jax.data.demo's held-out clips with their kind's phrasings.
 """
 import jax
 import ml_collections
@@ -34,6 +35,7 @@ def defaults(kind: str) -> ml_collections.ConfigDict:
     c = captioning.settings()
     c.tasks = ()  # none: evaluation off
     c.data_dir = "."
+    c.num_clips = 64  # task 'demo': held-out clips
   else:
     raise ValueError(f"unknown evaluator type {kind!r}: one of {TYPES}")
   c.type = kind
@@ -52,6 +54,21 @@ def demo_task(config: ml_collections.ConfigDict, num_clips: int
   task = tasks_lib.Task("demo", "Demo", "Demo", tasks_lib.SINGLE_LABEL, demo.LABELS, source={},
                         templates=(demo.PROMPT,), in_paper=False)
   items = [Item(f"demo/{i}", (clip,), rate=audio_config.sample_rate, labels=(int(l),))
+           for i, (clip, l) in enumerate(zip(audio, labels))]
+  return task, sources_lib.ListSource(items)
+
+
+def demo_captioning_task(config: ml_collections.ConfigDict, num_clips: int
+                         ) -> tuple[tasks_lib.Task, sources_lib.Source]:
+  """clap_jax.data.demo's held-out clips (demo_task's) as a captioning task: the references of a
+  clip are all the phrasings of its kind."""
+  audio_config = config.model.audio
+  audio, labels = demo.eval_set(num_clips=num_clips, sample_rate=audio_config.sample_rate,
+                                clip_samples=audio_config.clip_samples,
+                                seed=config.input.seed + 1_000_003)
+  task = tasks_lib.Task("demo", "Demo", "Audio Captioning", tasks_lib.CAPTIONING, (), source={},
+                        in_paper=False)
+  items = [Item(f"demo/{i}", (clip,), rate=audio_config.sample_rate, captions=demo.CAPTIONS[l])
            for i, (clip, l) in enumerate(zip(audio, labels))]
   return task, sources_lib.ListSource(items)
 
@@ -81,7 +98,15 @@ def _heads(entry, config, objective, mesh):
 
 def _captioning(entry, config, objective, mesh):
   del mesh  # each process decodes its share of the clips on its own devices
-  return captioning.from_settings(objective.model.config, entry, progress=False,
+  tasks, sources = [], {}
+  for name in entry.tasks:
+    if name == "demo":
+      task, sources["demo"] = demo_captioning_task(config, entry.num_clips)
+      tasks.append(task)
+    else:
+      tasks.append(name)
+  return captioning.from_settings(objective.model.config, entry, progress=False, tasks=tasks,
+                                  sources=sources,
                                   tokenizer=text.for_model(objective.model.config, config.tokenizer))
 
 

@@ -40,6 +40,20 @@ class ClapCap(nn.Module):
     hidden = self.gpt(input_ids, attention_mask, train=train, prefix_embeds=prefix)
     return self.gpt.logits(hidden)
 
+  def token_logits(self, waveforms, input_ids, attention_mask=None, train: bool = False,
+                   train_audio: bool | None = None) -> jax.Array:
+    """Teacher forcing: (B, L) tokens after the audio prefix -> (B, L, vocab), row j the logits of
+    token j given the prefix and tokens < j (the prefix's own outputs, never targets, are not
+    projected onto the vocabulary). `train_audio`: the audio encoder's mode (default `train`; a
+    frozen encoder runs in inference mode). attention_mask: (B, L), the prefix always attended."""
+    audio = self.audio_embeddings(waveforms, train=train if train_audio is None else train_audio)
+    prefix = self.prefix(audio)
+    if attention_mask is not None:
+      attention_mask = jnp.concatenate(
+          [jnp.ones(prefix.shape[:2], attention_mask.dtype), attention_mask], axis=1)
+    hidden = self.gpt(input_ids, attention_mask, train=train, prefix_embeds=prefix)
+    return self.gpt.logits(hidden[:, prefix.shape[1] - 1:-1])
+
   def decode(self, input_ids, cache_index, prefix_embeds=None) -> jax.Array:
     """One decoding call on the 'cache' collection (gpt2.init_cache; apply with mutable=['cache']):
     the inputs (prefix and/or tokens, (B, L)) go in at cache_index.. -> (B, vocab) logits of the

@@ -1,5 +1,6 @@
 """Initialisation from existing weights: a whole CLAP model, or its audio tower alone (HTSAT or
-CNN14, from a CLAP checkpoint with that tower, or HTSAT from a workdir of configs/audio_pretrain.py).
+CNN14, from a CLAP checkpoint with that tower, or HTSAT from a workdir of configs/audio_pretrain.py);
+for clapcap, the audio encoder with its projection from a CLAP, and GPT-2 from a clapcap.
 
 A checkpoint is anything clap_jax.weights reads (an msclap file, a converted folder, a workdir).
 Loaded arrays must match the model's shapes exactly; a mismatch is an error naming the array.
@@ -39,11 +40,16 @@ def _nest(path: tuple[str, ...], value) -> dict:
 
 def initialise(variables: dict, config: ml_collections.ConfigDict,
                model_config: ml_collections.ConfigDict) -> dict:
-  """Fresh model `variables` with `config.clap_from` and/or `config.audio_from` loaded in."""
+  """Fresh model `variables` with `config.clap_from`, `config.audio_from` and/or (clapcap)
+  `config.decoder_from` loaded in."""
   if config.clap_from:
     variables = _replace(variables, weights.load(config.clap_from, model_config)[1],
                          config.clap_from)
-  if config.audio_from:
+  clapcap = model_configs.version_of(model_config) == "clapcap"
+  if config.audio_from and clapcap:
+    variables = _replace(variables, _clapcap_audio(config.audio_from, model_config),
+                         config.audio_from)
+  elif config.audio_from:
     loaded = weights.load(config.audio_from, model_config)[1]
     # The audio tower (its batch statistics included); the projection belongs to the contrastive
     # objective and is not taken. A workdir of the audio multi-task pretraining
@@ -52,4 +58,22 @@ def initialise(variables: dict, config: ml_collections.ConfigDict,
     source = tower if "audio_encoder" in loaded["params"] else tower[1:]
     audio = {c: _nest(tower, _subtree(loaded[c], source)) for c in loaded}
     variables = _replace(variables, audio, config.audio_from)
+  if config.decoder_from:
+    if not clapcap:
+      raise ValueError("init.decoder_from loads clapcap's GPT-2 (model/gpt): the model is not clapcap")
+    loaded = weights.load(config.decoder_from, model_config, version="clapcap")[1]
+    if "gpt" not in loaded["params"]:
+      raise ValueError(f"init.decoder_from={config.decoder_from}: holds no clapcap GPT-2 (gpt)")
+    variables = _replace(variables, {"params": {"gpt": loaded["params"]["gpt"]}},
+                         config.decoder_from)
   return variables
+
+
+def _clapcap_audio(checkpoint: str, model_config: ml_collections.ConfigDict) -> dict:
+  """clapcap's `clap` (audio tower, batch statistics and projection: it maps the projected
+  embedding) from a CLAP checkpoint's `audio_encoder` or another clapcap's `clap`."""
+  loaded = weights.load(checkpoint, model_config)[1]
+  part = "clap" if "clap" in loaded["params"] else "audio_encoder"
+  if part not in loaded["params"]:
+    raise ValueError(f"init.audio_from={checkpoint}: holds no CLAP audio encoder")
+  return {c: {"clap": loaded[c][part]} for c in loaded if part in loaded[c]}

@@ -26,6 +26,9 @@ from clap_jax.train import checkpoint, init as init_lib, objectives, optim, resu
 from clap_jax.train import step as step_lib, summary
 
 
+TEXT_COLUMNS = ("input_ids", "attention_mask", "target_mask")  # (B, L) columns of the tokens
+
+
 class NonFiniteLoss(FloatingPointError):
   pass
 
@@ -37,8 +40,7 @@ def trim_text(batch: dict, lengths) -> dict:
   length = text_columns(batch["attention_mask"], lengths)
   if jax.process_count() > 1:
     length = int(multihost_utils.process_allgather(np.int32(length)).max())
-  return {**batch, "input_ids": batch["input_ids"][:, :length],
-          "attention_mask": batch["attention_mask"][:, :length]}
+  return {**batch, **{k: batch[k][:, :length] for k in TEXT_COLUMNS if k in batch}}
 
 
 def _initial_state(objective, tx, rng):
@@ -155,7 +157,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
   restored = resume.restore_latest(ckpt, config, workdir, run.abstract_state, run.state_shardings)
   if restored is None:
     state = run.init()
-    if config.init.clap_from or config.init.audio_from:
+    if config.init.clap_from or config.init.audio_from or config.init.decoder_from:
       variables = init_lib.initialise(
           {"params": state["params"]["model"], "batch_stats": state["batch_stats"]},
           config.init, config.model)
