@@ -97,3 +97,18 @@ def zero_shot_scores(rows: list[dict]) -> dict[str, dict]:
                  "ours": float(np.mean([r["ours"] for r in ran])) if ran else None,
                  "paper": float(np.mean([r["paper"] for r in ran])) if ran else None}
   return out
+
+
+def score_keys(task: tasks_lib.Task) -> tuple[str, ...]:
+  """The metrics (keys of an evaluator's 'task/metric' values) `task` counts with in a Zero-Shot
+  score: its headline, or both retrieval directions' R@1 (two of the paper's tasks)."""
+  if task.kind == tasks_lib.RETRIEVAL:
+    return (f"{task.name}/a2t/R@1", f"{task.name}/t2a/R@1")
+  return (f"{task.name}/{'top1' if task.headline == 'accuracy' else task.headline}",)
+
+
+def training_score(values: Mapping[str, float], tasks: list[tasks_lib.Task]) -> float | None:
+  """A training run's Zero-Shot score: the mean of its evaluated tasks' `score_keys` among
+  `values` (None if none is there). A run's own tasks (e.g. the demo's) count as the paper's do."""
+  scores = [values[key] for task in tasks for key in score_keys(task) if key in values]
+  return float(np.mean(scores)) if scores else None
