@@ -287,3 +287,65 @@ def test_crema_d_reads_every_fold_once(tmp_path):
 def test_split_slices():
   parts = list(sources._split_slices(["a", "b", "c"], [3, 1, 2], 2, 5))
   assert parts == [("a", 0, (2, 3)), ("b", 3, (0, 1)), ("c", 4, (0, 1))]
+
+
+# Published folder layouts: DCASE 2017 Task 4, TUT 2017, RAVDESS, HEAR -----------------------------
+
+def test_dcase17_task4_weak_labels(tmp_path):
+  root = tmp_path / "dcase2017_task4"
+  root.mkdir()
+  (root / "groundtruth_weak_label_evaluation_set.csv").write_text(
+      "-5QrBL6MzLg_60.000_70.000.wav\t60.000\t70.000\tTrain horn\n"
+      "-5QrBL6MzLg_60.000_70.000.wav\t60.000\t70.000\tTrain\n"
+      "-9GhPxGUgBw_30.000_40.000.wav\t30.000\t40.000\tAir horn, truck horn\n")
+  _wav(root / "audio/eval/Y-5QrBL6MzLg_60.000_70.000.wav")
+  task = tasks.get("dcase17_task4")
+  items = sources.open_source(task, None, str(tmp_path)).items
+  assert [(i.item_id, [task.labels[l] for l in i.labels]) for i in items] == [
+      ("-5QrBL6MzLg_60.000_70.000.wav", ["Train horn", "Train"]),
+      ("-9GhPxGUgBw_30.000_40.000.wav", ["Air horn, truck horn"])]
+  assert pathlib.Path(items[0].audio).is_file() and not pathlib.Path(items[1].audio).exists()
+
+
+def test_tut2017_evaluation_meta(tmp_path):
+  root = tmp_path / "TUT-acoustic-scenes-2017-evaluation"
+  root.mkdir()
+  (root / "meta.txt").write_text("audio/1.wav\tbeach\naudio/2.wav\tcafe/restaurant\n")
+  _wav(root / "audio/1.wav"), _wav(root / "audio/2.wav")
+  task = tasks.get("tut2017")
+  items = sources.open_source(task, None, str(tmp_path)).items
+  assert [(i.item_id, task.labels[i.labels[0]]) for i in items] == [
+      ("audio/1.wav", "beach"), ("audio/2.wav", "cafe/restaurant")]
+
+
+def test_ravdess_file_names(tmp_path):
+  root = tmp_path / "RAVDESS"
+  for name in ("Actor_01/03-01-05-01-02-01-01.wav", "Actor_01/03-02-05-01-02-01-01.wav",
+               "Actor_24/03-01-08-02-01-02-24.wav"):
+    _wav(root / name)
+  task = tasks.get("ravdess")
+  items = sources.open_source(task, None, str(tmp_path)).items  # speech only: the song is left out
+  assert [(i.item_id, task.labels[i.labels[0]]) for i in items] == [
+      ("Actor_01/03-01-05-01-02-01-01.wav", "angry"), ("Actor_24/03-01-08-02-01-02-24.wav", "surprised")]
+  _wav(root / "Actor_02/03-01-09-01-01-01-02.wav")
+  with pytest.raises(sources.SourceError, match="not a RAVDESS file name"):
+    sources.open_source(task, None, str(tmp_path))
+
+
+def test_hear_task_folder(tmp_path):
+  import json
+  root = tmp_path / "hear-2021.0.6/tasks/beijing_opera-v1.0-hear2021-full"
+  root.mkdir(parents=True)
+  (root / "task_metadata.json").write_text(json.dumps({"task_name": "beijing_opera"}))
+  (root / "fold00.json").write_text(json.dumps({"a.wav": ["bangu"], "b.wav": ["naobo"]}))
+  (root / "fold01.json").write_text(json.dumps({"c.wav": ["xiaoluo"]}))
+  for split, name in (("fold00", "a.wav"), ("fold00", "b.wav"), ("fold01", "c.wav")):
+    _wav(root / "44100" / split / name)
+  task = tasks.get("beijing_opera")
+  items = sources.open_source(task, None, str(tmp_path)).items
+  assert [(i.item_id, task.labels[i.labels[0]]) for i in items] == [
+      ("fold00/a.wav", "bangu"), ("fold00/b.wav", "naobo"), ("fold01/c.wav", "xiaoluo")]
+  items = sources.open_source(task, {"folds": ["fold01"]}, str(tmp_path)).items
+  assert [i.item_id for i in items] == ["fold01/c.wav"]
+  with pytest.raises(sources.SourceError, match="listed but absent"):
+    sources.open_source(task, {"rate": 16000}, str(tmp_path))

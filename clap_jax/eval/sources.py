@@ -99,8 +99,9 @@ def _folder(task: Task, data_dir: str, *, layout: str, root: str, aliases: Mappi
             **kwargs):
   """A layout's options named `*_path` are files outside its root, found from `data_dir`."""
   layouts = {"esc50": _esc50, "esc50_actions": _esc50_actions, "urbansound8k": _urbansound8k,
-             "fsd50k": _fsd50k, "audioset": _audioset, "clotho": _clotho, "fsdd": _fsdd,
-             "class_folders": _class_folders}
+             "fsd50k": _fsd50k, "audioset": _audioset, "dcase17_task4": _dcase17_task4,
+             "tut2017": _tut2017, "ravdess": _ravdess, "hear": _hear, "clotho": _clotho,
+             "fsdd": _fsdd, "class_folders": _class_folders}
   if layout not in layouts:
     raise ValueError(f"{task.name}: unknown folder layout {layout!r}; one of {sorted(layouts)}")
   aliases = aliases or {}
@@ -122,7 +123,7 @@ def _folder(task: Task, data_dir: str, *, layout: str, root: str, aliases: Mappi
 
 # AudioSet's lists name YouTube segments, some of which can no longer be downloaded: an absent
 # file is an unusable clip (named in the report), not an error.
-_ABSENT_IS_UNUSABLE = {"audioset"}
+_ABSENT_IS_UNUSABLE = {"audioset", "dcase17_task4"}
 
 
 def _csv_rows(path: pathlib.Path) -> list[dict]:
@@ -197,6 +198,72 @@ def _audioset(task, root, *, aliases, segments="eval_segments.csv", audio="eval_
     labels = tuple(_label_index(task, mid, aliases, f"{path}: {ytid}") for mid in mids.split(","))
     name = filename.format(ytid=ytid, start=start)
     yield Item(name, str(root / audio / name), labels=labels)
+
+
+def _dcase17_task4(task, root, *, aliases, labels="groundtruth_weak_label_evaluation_set.csv",
+                   audio="audio/eval", prefix="Y"):
+  """DCASE 2017 Task 4: the weak-label file (tab-separated: segment file name, start, end, label;
+  one line per label of a segment) and `audio`, the downloaded segments named `prefix` + the
+  file name (the task's download script writes Y{ytid}_{start}_{end}.wav)."""
+  path = root / labels
+  if not path.is_file():
+    raise SourceError(f"{path} is absent")
+  segments = {}  # file name -> label indices, in the file's order
+  with open(path, newline="") as f:
+    for row in csv.reader(f, delimiter="\t"):
+      if row:
+        name, _, _, label = row
+        segments.setdefault(name, []).append(_label_index(task, label, aliases, f"{path}: {name}"))
+  for name, indices in segments.items():
+    yield Item(name, str(root / audio / (prefix + name)), labels=tuple(sorted(set(indices))))
+
+
+def _tut2017(task, root, *, aliases, meta="meta.txt"):
+  """TUT Acoustic Scenes 2017 (evaluation set): `meta` lines 'audio/{name}.wav<TAB>{scene}[<TAB>
+  ...]', paths relative to the root."""
+  path = root / meta
+  if not path.is_file():
+    raise SourceError(f"{path} is absent")
+  with open(path, newline="") as f:
+    for row in csv.reader(f, delimiter="\t"):
+      if row:
+        label = _label_index(task, row[1], aliases, f"{path}: {row[0]}")
+        yield Item(row[0], str(root / row[0]), labels=(label,))
+
+
+# RAVDESS file names: modality-channel-emotion-intensity-statement-repetition-actor.wav.
+_RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
+                     "06": "fearful", "07": "disgust", "08": "surprised"}
+
+
+def _ravdess(task, root, *, aliases, channels=("01",)):
+  """RAVDESS audio-only files (modality 03), Actor_{01..24}/03-{channel}-{emotion}-....wav; vocal
+  channel 01 is speech (the speech emotion task), 02 song."""
+  for path in sorted(root.glob("Actor_*/03-*.wav")):
+    fields = path.stem.split("-")
+    if len(fields) != 7 or fields[2] not in _RAVDESS_EMOTIONS:
+      raise SourceError(f"{path}: not a RAVDESS file name")
+    if fields[1] in channels:
+      label = _label_index(task, _RAVDESS_EMOTIONS[fields[2]], aliases, str(path))
+      yield Item(f"{path.parent.name}/{path.name}", str(path), labels=(label,))
+
+
+def _hear(task, root, *, aliases, folds=None, rate=44100):
+  """A HEAR 2021 task folder (hear-eval-kit's format): per split (fold00, ..., or train/test)
+  '{split}.json' mapping a file name to its labels, and the audio at '{rate}/{split}/{name}'
+  (HEAR ships 16000, 22050, 32000, 44100 and 48000 Hz copies). `folds`: the splits read, by
+  default all (zero-shot trains on none)."""
+  import json  # pylint: disable=g-import-not-at-top
+  names = folds or sorted(p.stem for p in root.glob("*.json") if p.name != "task_metadata.json")
+  if not names:
+    raise SourceError(f"{root}: no HEAR split files ({{split}}.json)")
+  for split in names:
+    path = root / f"{split}.json"
+    if not path.is_file():
+      raise SourceError(f"{path} is absent")
+    for name, labels in sorted(json.loads(path.read_text()).items()):
+      indices = tuple(_label_index(task, str(l), aliases, f"{path}: {name}") for l in labels)
+      yield Item(f"{split}/{name}", str(root / str(rate) / split / name), labels=indices)
 
 
 def _clotho(task, root, *, aliases, captions="clotho_captions_evaluation.csv", audio="evaluation"):

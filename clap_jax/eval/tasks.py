@@ -92,6 +92,11 @@ def _shards(name: str) -> dict:
   return {"kind": "shards", "pattern": f"shards/{name}/*.tfrecord"}
 
 
+def _hear(task_folder: str) -> dict:
+  """A HEAR 2021 task, in the folder layout its release unpacks to."""
+  return {"kind": "folder", "layout": "hear", "root": f"hear-2021.0.6/tasks/{task_folder}"}
+
+
 def _note_name(midi: int) -> str:
   names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
   return names[midi % 12] + str(midi // 12 - 1)  # MIDI 60 = C4
@@ -183,9 +188,9 @@ _TASKS = [
         "Train horn", "Air horn, truck horn", "Car alarm", "Reversing beeps", "Ambulance (siren)",
         "Police car (siren)", "Fire engine, fire truck (siren)", "Civil defense siren", "Screaming",
         "Bicycle", "Skateboard", "Car", "Car passing by", "Bus", "Truck", "Motorcycle", "Train"),
-         _shards("dcase17_task4"), metric="F1", paper_rows=("DCASE17 Task 4",),
-         provenance=_provenance(
-             "DCASE 2017 Task 4 evaluation set, weak (clip) labels, from launch/make_shards.py",
+         {"kind": "folder", "layout": "dcase17_task4", "root": "dcase2017_task4"}, metric="F1",
+         paper_rows=("DCASE17 Task 4",), provenance=_provenance(
+             "DCASE 2017 Task 4 evaluation set, weak (clip) labels",
              "DCASE 2017 Task 4's 17 classes",
              "paper: F1 (Sec. 2.3: sigmoid over the logits); the decision rule is ours and config "
              "(zeroshot settings `f1`, clap_jax.eval.metrics.decisions)"),
@@ -225,9 +230,10 @@ _TASKS = [
               "have no action and count as negatives for all"),
     Task("tut2017", "TUT2017", "Acoustic Scene Classification", SINGLE_LABEL, _words(
         "beach bus cafe/restaurant car city_center forest_path grocery_store home library "
-        "metro_station office park residential_area train tram"), _shards("tut2017"),
+        "metro_station office park residential_area train tram"),
+         {"kind": "folder", "layout": "tut2017", "root": "TUT-acoustic-scenes-2017-evaluation"},
          paper_rows=("TUT 2017",), provenance=_provenance(
-             "TUT Acoustic Scenes 2017 evaluation set, from launch/make_shards.py",
+             "TUT Acoustic Scenes 2017 evaluation set",
              "TUT 2017's 15 scenes", "paper: accuracy")),
     # Music and instruments
     Task("gtzan_music_speech", "GTZAN Music Speech", "Music Classification", SINGLE_LABEL,
@@ -241,17 +247,18 @@ _TASKS = [
          provenance=_provenance("TFDS gtzan, its one split (all 1000 clips)", "GTZAN's 10 genres",
                                 "paper: accuracy")),
     Task("beijing_opera", "Beijing Opera", "Instrument Classification", SINGLE_LABEL, _words(
-        "bangu daluo naobo xiaoluo"), _shards("beijing_opera"), paper_rows=("Beijing Opera",),
-         provenance=_provenance("HEAR beijing_opera: all clips, from launch/make_shards.py",
+        "bangu daluo naobo xiaoluo"), _hear("beijing_opera-v1.0-hear2021-full"),
+         paper_rows=("Beijing Opera",),
+         provenance=_provenance("HEAR beijing_opera: all 5 folds",
                                 "HEAR: the 4 instrument classes", "paper: accuracy")),
     Task("mridangam_stroke", "Mridangam Stroke", "Instrument Classification", SINGLE_LABEL, _words(
-        "bheem cha dheem dhin num ta tha tham thi thom"), _shards("mridangam_stroke"),
+        "bheem cha dheem dhin num ta tha tham thi thom"), _hear("mridangam_stroke-v1.5-full"),
          in_paper=False, provenance=_provenance(
-             "HEAR mridangam_stroke, from launch/make_shards.py", "HEAR: 10 strokes", "accuracy"),
+             "HEAR mridangam_stroke: all folds", "HEAR: 10 strokes", "accuracy"),
          note="not in the 2023 paper: a task of the 2022 paper's HEAR table"),
     Task("mridangam_tonic", "Mridangam Tonic", "Instrument Classification", SINGLE_LABEL, _words(
-        "B C C# D D# E"), _shards("mridangam_tonic"), in_paper=False, provenance=_provenance(
-            "HEAR mridangam_tonic, from launch/make_shards.py", "HEAR: 6 tonics", "accuracy"),
+        "B C C# D D# E"), _hear("mridangam_tonic-v1.5-full"), in_paper=False,
+         provenance=_provenance("HEAR mridangam_tonic: all folds", "HEAR: 6 tonics", "accuracy"),
          note="not in the 2023 paper: a task of the 2022 paper's HEAR table"),
     Task("nsynth_instrument", "NS Instruments", "Instrument Classification", SINGLE_LABEL, _words(
         "bass brass flute guitar keyboard mallet organ reed string synth_lead vocal"),
@@ -289,9 +296,10 @@ _TASKS = [
              "CREMA-D, all of TFDS crema_d's splits: the authors score the k-fold sets on all folds",
              "CREMA-D's 6 emotions", "paper: accuracy", PAPER_2022)),
     Task("ravdess", "RAVDESS", "Speech Emotion Classification", SINGLE_LABEL, _words(
-        "neutral calm happy sad angry fearful disgust surprised"), _shards("ravdess"),
+        "neutral calm happy sad angry fearful disgust surprised"),
+         {"kind": "folder", "layout": "ravdess", "root": "RAVDESS"},
          templates=("this person is feeling {}",), paper_rows=("RAVDESS",),
-         provenance=_provenance("RAVDESS speech, all actors, from launch/make_shards.py",
+         provenance=_provenance("RAVDESS audio-only speech files, all 24 actors",
                                 "RAVDESS's 8 emotions", "paper: accuracy", PAPER_2022)),
     Task("speech_commands", "Speech Commands", "Keyword Spotting", SINGLE_LABEL,
          SPEECH_COMMANDS_LABELS,
