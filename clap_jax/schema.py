@@ -83,6 +83,10 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
   c.checkpoint.every_steps = 1000
   c.checkpoint.keep = 3
   c.checkpoint.async_save = True
+  # The name of a zero-shot `evals` entry: each of its evaluations whose Zero-Shot score beats the
+  # best so far saves the state to {workdir}/best (clap_jax.train.checkpoint.BestCheckpoint), as
+  # the paper reports the epoch with the best average. '': off.
+  c.checkpoint.keep_best = ""
 
   c.log = ml_collections.ConfigDict()
   c.log.every_steps = 50

@@ -107,3 +107,43 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
   """(C, C) counts, rows = true class, columns = predicted class."""
   flat = np.asarray(labels) * num_classes + np.asarray(predictions)
   return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+DECISION_RULES = ("top_k", "threshold")
+
+
+def decisions(logits: np.ndarray, rule: str, *, k: int = 1, threshold: float = 0.5) -> np.ndarray:
+  """(N, C) logits -> (N, C) bool: the classes said present in each clip.
+
+  'top_k': each clip's k highest classes (a rank, so the logits' scale does not matter);
+  'threshold': sigmoid(logit) >= threshold, the multi-label reading of Sec. 2.3 of the paper.
+  """
+  logits = np.asarray(logits, np.float64)
+  if rule == "top_k":
+    if not 1 <= k <= logits.shape[1]:
+      raise ValueError(f"top_k: k={k} with {logits.shape[1]} classes")
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    chosen = np.zeros(logits.shape, bool)
+    np.put_along_axis(chosen, top, True, axis=1)
+    return chosen
+  if rule == "threshold":
+    return 1 / (1 + np.exp(-logits)) >= threshold
+  raise ValueError(f"unknown decision rule {rule!r}: one of {DECISION_RULES}")
+
+
+def f1_score(targets: np.ndarray, predicted: np.ndarray, average: str = "micro") -> float:
+  """F1 of (N, C) multi-hot decisions against (N, C) targets, as sklearn.metrics.f1_score:
+  'micro' pools every (clip, class) decision (the DCASE 2017 Task 4 tagging score); 'macro'
+  averages the per-class F1 (0 for a class neither present nor predicted, as sklearn's
+  zero_division=0)."""
+  targets, predicted = np.asarray(targets, bool), np.asarray(predicted, bool)
+  if targets.shape != predicted.shape or targets.ndim != 2:
+    raise ValueError(f"targets {targets.shape} and decisions {predicted.shape}: equal 2-D shapes")
+  axis = {"micro": None, "macro": 0}
+  if average not in axis:
+    raise ValueError(f"average {average!r}: one of {sorted(axis)}")
+  true_positive = (targets & predicted).sum(axis=axis[average])
+  denominator = targets.sum(axis=axis[average]) + predicted.sum(axis=axis[average])
+  f1 = np.divide(2 * true_positive, denominator, out=np.zeros(np.shape(denominator)),
+                 where=denominator > 0)
+  return float(np.mean(f1))

@@ -17,7 +17,8 @@ import ml_collections
 from clap_jax import text
 from clap_jax.data import demo
 from clap_jax.data.items import Item
-from clap_jax.eval import captioning, heads, sources as sources_lib, tasks as tasks_lib, zeroshot
+from clap_jax.eval import captioning, heads, paper, sources as sources_lib, tasks as tasks_lib
+from clap_jax.eval import zeroshot
 
 
 def defaults(kind: str) -> ml_collections.ConfigDict:
@@ -130,6 +131,13 @@ class Evaluator:
   def run(self, state: dict) -> dict[str, float]:
     variables = {"params": state["params"]["model"], "batch_stats": state["batch_stats"]}
     return dict(self._evaluator.run(variables))
+
+  def zero_shot_score(self, values: dict[str, float]) -> float | None:
+    """The Zero-Shot score of `values` from `run` (clap_jax.eval.paper.training_score); zero-shot
+    evaluators only."""
+    if not isinstance(self._evaluator, zeroshot.ZeroShotEvaluator):
+      raise ValueError(f"evals.{self.name} is not a zero-shot evaluator: it has no Zero-Shot score")
+    return paper.training_score(values, self._evaluator.tasks)
 
 
 def from_config(config: ml_collections.ConfigDict, objective, mesh: jax.sharding.Mesh

@@ -1,6 +1,7 @@
-"""Writing evaluation results: results.json, a markdown table laid out like the paper's, and per
-task a confusion matrix (single-label), a per-class AP chart (multi-label) or recall bars
-(retrieval)."""
+"""Writing evaluation results: results.json, a markdown table laid out like the paper's, our
+numbers beside the paper's Table 2 with the Zero-Shot score (clap_jax.eval.paper) and its plot
+(paper.png), and per task a confusion matrix (single-label), a per-class AP chart (multi-label)
+or recall bars (retrieval)."""
 import json
 import os
 import pathlib
@@ -8,12 +9,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from clap_jax.eval import metrics
+from clap_jax.eval import metrics, paper
 from clap_jax.eval.zeroshot import TaskResult
 from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, SINGLE_LABEL, Task
 
-# The paper's headline number per task kind (retrieval: both directions).
-HEADLINE = {SINGLE_LABEL: ("top1",), MULTI_LABEL: ("mAP",), RETRIEVAL: ("t2a/R@1", "a2t/R@1")}
+# The paper's headline number per task kind (retrieval: both directions); a multi-label task's
+# is its `headline` (mAP, or F1 for DCASE17 Task 4).
+HEADLINE = {SINGLE_LABEL: ("top1",), RETRIEVAL: ("t2a/R@1", "a2t/R@1")}
+
+
+def _headline(task: Task) -> tuple[str, ...]:
+  return HEADLINE.get(task.kind, (task.headline,))
 
 
 def write(results: Mapping[str, TaskResult], out_dir: str | os.PathLike, *, model_name: str) -> dict:
@@ -26,6 +32,7 @@ def write(results: Mapping[str, TaskResult], out_dir: str | os.PathLike, *, mode
   for result in results.values():
     if result.skipped is None:
       plot(result, out_dir)
+  plot_paper(paper.comparison(results), out_dir / "paper.png", model_name=model_name)
   return content
 
 
@@ -41,16 +48,18 @@ def to_json(results: Mapping[str, TaskResult], model_name: str) -> dict:
       tasks[name]["unusable"] = r.unusable
     if r.task.note:
       tasks[name]["note"] = r.task.note
-  return {"model": model_name, "tasks": tasks}
+  rows = paper.comparison(results)
+  return {"model": model_name, "tasks": tasks,
+          "paper": {"rows": rows, "zero_shot_score": paper.zero_shot_scores(rows)}}
 
 
 def markdown(results: Mapping[str, TaskResult], model_name: str) -> str:
   """The headline table (one column per task and headline metric, as the paper's Table 2) and a
   detailed table with every metric; skipped tasks show '-' and why; clips left out are listed."""
-  columns = [(r, m) for r in results.values() for m in HEADLINE[r.task.kind]]
+  columns = [(r, m) for r in results.values() for m in _headline(r.task)]
 
   def header(r, metric):
-    if len(HEADLINE[r.task.kind]) == 1:
+    if len(_headline(r.task)) == 1:
       return r.task.title
     return f"{r.task.title} {metric.split('/')[0].upper()}"
 
@@ -77,7 +86,49 @@ def markdown(results: Mapping[str, TaskResult], model_name: str) -> str:
   left_out = [f"- {name}: {clip}" for name, r in results.items() for clip in r.unusable]
   if left_out:
     lines += ["", f"Clips left out ({len(left_out)}, not in the metrics):", *left_out]
+  lines += ["", *paper_markdown(paper.comparison(results), model_name)]
   return "\n".join(lines) + "\n"
+
+
+def paper_markdown(rows: list[dict], model_name: str) -> list[str]:
+  """Every row of the paper's Table 2 with ours beside it (or why not), and the Zero-Shot score."""
+  def number(x):
+    return "-" if x is None else f"{x:.4f}"
+  lines = ["## Beside the paper (MS-CLAP 2023, Table 2)", "",
+           "Ours on the clips present here (`clips`), the paper's on the whole evaluation sets.", "",
+           f"| task | metric | {model_name} | clips | MS-CLAP 2023 | benchmark | difference | note |",
+           "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    difference = "-" if r["difference"] is None else f"{r['difference']:+.4f}"
+    lines.append(f"| {r['task']} | {r['metric']} | {number(r['ours'])} | {r['clips']} | {r['paper']:.4f} | "
+                 f"{r['benchmark']:.4f} ({r['benchmark_source']}) | {difference} | "
+                 f"{r['skipped'] or ''} |")
+  lines += ["", "Zero-Shot score (mean of the tasks' metrics; a retrieval direction by its R@1), "
+            "over the tasks that ran, the paper's over the same tasks:"]
+  for name, title in (("table2", "Table 2's tasks"), ("table1", "Table 1's tasks")):
+    s = paper.zero_shot_scores(rows)[name]
+    lines.append(f"- {title}: {s['ran']} of {s['tasks']} ran: {model_name} {number(s['ours'])}, "
+                 f"MS-CLAP 2023 {number(s['paper'])}")
+  return lines
+
+
+def plot_paper(rows: list[dict], path: pathlib.Path, *, model_name: str) -> pathlib.Path:
+  """Horizontal bars per Table 2 row: the paper's MS-CLAP 2023, ours where the task ran, and the
+  benchmark as a tick."""
+  labels = [f"{r['task']} ({r['metric']})" for r in rows]
+  y = np.arange(len(rows))
+  fig, ax = _subplots(figsize=(8, 0.28 * len(rows) + 1.5))
+  ax.barh(y - 0.2, [r["paper"] for r in rows], 0.4, color="tab:gray", label="MS-CLAP 2023")
+  ran = [i for i, r in enumerate(rows) if r["ours"] is not None]
+  ax.barh(y[ran] + 0.2, [rows[i]["ours"] for i in ran], 0.4, color="tab:blue", label=model_name)
+  ax.scatter([r["benchmark"] for r in rows], y, marker="|", s=80, color="black", label="benchmark")
+  ax.set_yticks(y, labels, fontsize=7)
+  ax.invert_yaxis()
+  ax.set_xlim(0, 1)
+  ax.legend(loc="lower right", fontsize=8)
+  ax.set_title(f"{model_name} beside the paper: {len(ran)} of {len(rows)} rows ran")
+  fig.savefig(path, dpi=100, bbox_inches="tight")
+  return path
 
 
 def plot(result: TaskResult, out_dir: pathlib.Path) -> pathlib.Path:

@@ -97,7 +97,10 @@ def _label_index(task: Task, native: str, aliases: Mapping[str, str], where: str
 
 def _folder(task: Task, data_dir: str, *, layout: str, root: str, aliases: Mapping | None = None,
             **kwargs):
-  layouts = {"esc50": _esc50, "urbansound8k": _urbansound8k, "fsd50k": _fsd50k, "clotho": _clotho,
+  """A layout's options named `*_path` are files outside its root, found from `data_dir`."""
+  layouts = {"esc50": _esc50, "esc50_actions": _esc50_actions, "urbansound8k": _urbansound8k,
+             "fsd50k": _fsd50k, "audioset": _audioset, "dcase17_task4": _dcase17_task4,
+             "tut2017": _tut2017, "ravdess": _ravdess, "hear": _hear, "clotho": _clotho,
              "fsdd": _fsdd, "class_folders": _class_folders}
   if layout not in layouts:
     raise ValueError(f"{task.name}: unknown folder layout {layout!r}; one of {sorted(layouts)}")
@@ -109,11 +112,18 @@ def _folder(task: Task, data_dir: str, *, layout: str, root: str, aliases: Mappi
   root = _path(data_dir, root)
   if not root.is_dir():
     raise MissingData(f"{root} is absent")
+  kwargs = {k: _path(data_dir, v) if k.endswith("_path") else v for k, v in kwargs.items()}
   items = list(layouts[layout](task, root, aliases=aliases, **kwargs))
-  for item in items:
-    if not os.path.isfile(item.audio):
-      raise SourceError(f"{task.name}: {item.audio} is listed but absent")
+  if layout not in _ABSENT_IS_UNUSABLE:
+    for item in items:
+      if not os.path.isfile(item.audio):
+        raise SourceError(f"{task.name}: {item.audio} is listed but absent")
   return ListSource(items)
+
+
+# AudioSet's lists name YouTube segments, some of which can no longer be downloaded: an absent
+# file is an unusable clip (named in the report), not an error.
+_ABSENT_IS_UNUSABLE = {"audioset", "dcase17_task4"}
 
 
 def _csv_rows(path: pathlib.Path) -> list[dict]:
@@ -131,6 +141,30 @@ def _esc50(task, root, *, aliases, meta="meta/esc50.csv", folds=None):
       yield Item(row["filename"], str(root / "audio" / row["filename"]), labels=(label,))
 
 
+def _esc50_actions(task, root, *, aliases, annotations_path, vote_threshold: float,
+                   meta="meta/esc50.csv"):
+  """ESC-50 Actions: ESC-50's `meta` (which clips; filename, fold, ...) and audio/, and the
+  annotation file actionvector_one_per_audiofile_sum.csv (filename, fold, target, category, then
+  one column per action: the votes of the clip's listeners, summed). A clip's positive actions are
+  those with at least `vote_threshold` votes; a clip may have none."""
+  del aliases  # the columns are the labels
+  if not annotations_path.is_file():
+    raise SourceError(f"{annotations_path} is absent")
+  with open(annotations_path, newline="") as f:
+    reader = csv.DictReader(f)
+    columns, rows = tuple(reader.fieldnames or ())[4:], list(reader)
+  if columns != task.labels:
+    raise SourceError(f"{annotations_path}: action columns {columns} are not {task.name}'s labels")
+  votes = {row["filename"]: row for row in rows}
+  for row in _csv_rows(root / meta):
+    name = row["filename"]
+    if name not in votes:
+      raise SourceError(f"{annotations_path}: no annotation of {name}")
+    labels = tuple(i for i, action in enumerate(task.labels)
+                   if float(votes[name][action]) >= vote_threshold)
+    yield Item(name, str(root / "audio" / name), labels=labels)
+
+
 def _urbansound8k(task, root, *, aliases, folds=None):
   """UrbanSound8K: metadata/UrbanSound8K.csv (slice_file_name, fold, class) and audio/fold{k}/."""
   for row in _csv_rows(root / "metadata" / "UrbanSound8K.csv"):
@@ -146,6 +180,90 @@ def _fsd50k(task, root, *, aliases, split="eval"):
   for row in _csv_rows(root / "FSD50K.ground_truth" / f"{split}.csv"):
     labels = tuple(_label_index(task, name, aliases, row["fname"]) for name in row["labels"].split(","))
     yield Item(row["fname"], str(root / f"FSD50K.{split}_audio" / f"{row['fname']}.wav"), labels=labels)
+
+
+def _audioset(task, root, *, aliases, segments="eval_segments.csv", audio="eval_segments",
+              filename="Y{ytid}.wav"):
+  """AudioSet: a segments CSV as Google publishes it ('# ' comment lines, then YTID,
+  start_seconds, end_seconds, positive_labels: quoted comma-separated mids) and a folder `audio`
+  of the downloaded segments, each named `filename` formatted with its ytid and start (as the
+  PANNs download script names them: Y{ytid}.wav)."""
+  path = root / segments
+  if not path.is_file():
+    raise SourceError(f"{path} is absent")
+  with open(path, newline="") as f:
+    lines = [line for line in f if not line.startswith("#")]
+  for row in csv.reader(lines, skipinitialspace=True):
+    ytid, start, _, mids = row
+    labels = tuple(_label_index(task, mid, aliases, f"{path}: {ytid}") for mid in mids.split(","))
+    name = filename.format(ytid=ytid, start=start)
+    yield Item(name, str(root / audio / name), labels=labels)
+
+
+def _dcase17_task4(task, root, *, aliases, labels="groundtruth_weak_label_evaluation_set.csv",
+                   audio="audio/eval", prefix="Y"):
+  """DCASE 2017 Task 4: the weak-label file (tab-separated: segment file name, start, end, label;
+  one line per label of a segment) and `audio`, the downloaded segments named `prefix` + the
+  file name (the task's download script writes Y{ytid}_{start}_{end}.wav)."""
+  path = root / labels
+  if not path.is_file():
+    raise SourceError(f"{path} is absent")
+  segments = {}  # file name -> label indices, in the file's order
+  with open(path, newline="") as f:
+    for row in csv.reader(f, delimiter="\t"):
+      if row:
+        name, _, _, label = row
+        segments.setdefault(name, []).append(_label_index(task, label, aliases, f"{path}: {name}"))
+  for name, indices in segments.items():
+    yield Item(name, str(root / audio / (prefix + name)), labels=tuple(sorted(set(indices))))
+
+
+def _tut2017(task, root, *, aliases, meta="meta.txt"):
+  """TUT Acoustic Scenes 2017 (evaluation set): `meta` lines 'audio/{name}.wav<TAB>{scene}[<TAB>
+  ...]', paths relative to the root."""
+  path = root / meta
+  if not path.is_file():
+    raise SourceError(f"{path} is absent")
+  with open(path, newline="") as f:
+    for row in csv.reader(f, delimiter="\t"):
+      if row:
+        label = _label_index(task, row[1], aliases, f"{path}: {row[0]}")
+        yield Item(row[0], str(root / row[0]), labels=(label,))
+
+
+# RAVDESS file names: modality-channel-emotion-intensity-statement-repetition-actor.wav.
+_RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
+                     "06": "fearful", "07": "disgust", "08": "surprised"}
+
+
+def _ravdess(task, root, *, aliases, channels=("01",)):
+  """RAVDESS audio-only files (modality 03), Actor_{01..24}/03-{channel}-{emotion}-....wav; vocal
+  channel 01 is speech (the speech emotion task), 02 song."""
+  for path in sorted(root.glob("Actor_*/03-*.wav")):
+    fields = path.stem.split("-")
+    if len(fields) != 7 or fields[2] not in _RAVDESS_EMOTIONS:
+      raise SourceError(f"{path}: not a RAVDESS file name")
+    if fields[1] in channels:
+      label = _label_index(task, _RAVDESS_EMOTIONS[fields[2]], aliases, str(path))
+      yield Item(f"{path.parent.name}/{path.name}", str(path), labels=(label,))
+
+
+def _hear(task, root, *, aliases, folds=None, rate=44100):
+  """A HEAR 2021 task folder (hear-eval-kit's format): per split (fold00, ..., or train/test)
+  '{split}.json' mapping a file name to its labels, and the audio at '{rate}/{split}/{name}'
+  (HEAR ships 16000, 22050, 32000, 44100 and 48000 Hz copies). `folds`: the splits read, by
+  default all (zero-shot trains on none)."""
+  import json  # pylint: disable=g-import-not-at-top
+  names = folds or sorted(p.stem for p in root.glob("*.json") if p.name != "task_metadata.json")
+  if not names:
+    raise SourceError(f"{root}: no HEAR split files ({{split}}.json)")
+  for split in names:
+    path = root / f"{split}.json"
+    if not path.is_file():
+      raise SourceError(f"{path} is absent")
+    for name, labels in sorted(json.loads(path.read_text()).items()):
+      indices = tuple(_label_index(task, str(l), aliases, f"{path}: {name}") for l in labels)
+      yield Item(f"{split}/{name}", str(root / str(rate) / split / name), labels=indices)
 
 
 def _clotho(task, root, *, aliases, captions="clotho_captions_evaluation.csv", audio="evaluation"):
@@ -174,12 +292,21 @@ def _class_folders(task, root, *, aliases, extensions=(".wav", ".au", ".flac", "
 # TFDS ----------------------------------------------------------------------------------------------
 
 class TfdsSource(Source):
-  """A prepared TFDS split; process p reads the p-th contiguous slice (`split[a:b]`)."""
+  """A prepared TFDS split, or several joined by '+' ('train+validation+test': all folds), read in
+  that order; process p reads the p-th contiguous part of them (`split[a:b]` of each).
 
-  def __init__(self, task: Task, builder, split: str, label: str, aliases: Mapping[str, str]):
-    self.task, self.builder, self.split, self.aliases = task, builder, split, aliases
+  `outside`: what an example whose label is not one of the task's is: 'error', or 'drop' (a task
+  defined on part of the dataset's classes, e.g. HEAR's nsynth_pitch on MIDI 21-108)."""
+
+  def __init__(self, task: Task, builder, split: str, label: str, aliases: Mapping[str, str],
+               outside: str = "error"):
+    if outside not in ("error", "drop"):
+      raise ValueError(f"{task.name}: outside={outside!r}, one of 'error', 'drop'")
+    self.task, self.builder, self.aliases, self.outside = task, builder, aliases, outside
+    self.splits = split.split("+")
     self.label_path = label.split("/")
-    self.size = builder.info.splits[split].num_examples
+    self.sizes = [builder.info.splits[s].num_examples for s in self.splits]
+    self.size = sum(self.sizes)
     feature = builder.info.features
     for part in self.label_path:
       feature = feature[part]
@@ -194,32 +321,57 @@ class TfdsSource(Source):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     start = self.size * process_index // process_count
     stop = self.size * (process_index + 1) // process_count
-    if start == stop:
-      return
-    ds = self.builder.as_dataset(split=f"{self.split}[{start}:{stop}]", shuffle_files=False)
-    for key, example in enumerate(tfds.as_numpy(ds), start):
-      value = example
-      for part in self.label_path:
-        value = value[part]
-      if isinstance(value, dict):  # multi-label flags, e.g. NSynth qualities
-        natives = [name for name, on in value.items() if on]
-      else:
-        natives = [self.names[int(value)]]
-      where = f"{self.builder.name}/{self.split}[{key}]"
-      labels = tuple(_label_index(self.task, n, self.aliases, where) for n in natives)
-      audio = np.asarray(example["audio"], np.float32) / self.scale
-      yield key, Item(where, (audio,), rate=self.rate, labels=labels)
+    for split, offset, (a, b) in _split_slices(self.splits, self.sizes, start, stop):
+      ds = self.builder.as_dataset(split=f"{split}[{a}:{b}]", shuffle_files=False)
+      for index, example in enumerate(tfds.as_numpy(ds), a):
+        item = self._item(example, f"{self.builder.name}/{split}[{index}]")
+        if item is not None:
+          yield offset + index, item
+
+  def _item(self, example, where: str) -> Item | None:
+    value = example
+    for part in self.label_path:
+      value = value[part]
+    if isinstance(value, dict):  # multi-label flags, e.g. NSynth qualities
+      natives = [name for name, on in value.items() if on]
+    else:
+      natives = [self.names[int(value)]]
+    if self.outside == "drop" and any(self.aliases.get(n, n) not in self.task.labels for n in natives):
+      return None
+    labels = tuple(_label_index(self.task, n, self.aliases, where) for n in natives)
+    audio = np.asarray(example["audio"], np.float32) / self.scale
+    return Item(where, (audio,), rate=self.rate, labels=labels)
+
+
+def _split_slices(splits: Sequence[str], sizes: Sequence[int], start: int, stop: int):
+  """Global example range [start, stop) over the joined splits -> (split, its global offset,
+  (a, b) within it) for each split the range touches."""
+  offset = 0
+  for split, size in zip(splits, sizes):
+    a, b = max(start - offset, 0), min(stop - offset, size)
+    if a < b:
+      yield split, offset, (a, b)
+    offset += size
 
 
 def _tfds(task: Task, data_dir: str, *, name: str, split: str, label: str = "label",
-          aliases: Mapping | None = None, tfds_dir: str | None = None):
+          aliases: Mapping | None = None, tfds_dir: str | None = None, outside: str = "error"):
   """`label`: the feature path ('instrument/family'); `tfds_dir`: TFDS's data_dir (default: its
-  own, ~/tensorflow_datasets), not the config's `data_dir`."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  builder = tfds.builder(name, data_dir=tfds_dir)
+  own, ~/tensorflow_datasets), not the config's `data_dir`; `split`: one or several joined by '+'."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise MissingData(f"TFDS {name}: tensorflow_datasets is not installed") from None
+  try:
+    builder = tfds.builder(name, data_dir=tfds_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise MissingData(f"TFDS has no dataset {name!r} (not registered)") from None
   if not builder.is_prepared():
     raise MissingData(f"TFDS {name} is not prepared in {builder.data_dir}")
-  return TfdsSource(task, builder, split, label, aliases or {})
+  unknown = set(split.split("+")) - set(builder.info.splits)
+  if unknown:
+    raise SourceError(f"TFDS {name} has no split {sorted(unknown)}; it has {sorted(builder.info.splits)}")
+  return TfdsSource(task, builder, split, label, aliases or {}, outside)
 
 
 # Shards --------------------------------------------------------------------------------------------

@@ -81,6 +81,10 @@ def settings() -> ml_collections.ConfigDict:
   c.text_batch_size = 256
   c.long_mode = "windows"  # clip longer than the model's: one of clap_jax.audio.LONG_MODES
   c.workers = 8  # audio decoding threads per process
+  # F1 tasks (DCASE17 Task 4) need a yes/no per clip and class from the logits
+  # (exp(logit_scale) x cosine): clap_jax.eval.metrics.decisions. The paper gives no threshold;
+  # a clip's top-1 class does not depend on the logit scale, and most clips have one label.
+  c.f1 = ml_collections.ConfigDict({"rule": "top_k", "k": 1, "threshold": 0.5, "average": "micro"})
   return c
 
 
@@ -94,7 +98,8 @@ def from_settings(model, config: ml_collections.ConfigDict, mesh: jax.sharding.M
       batch_size=config.batch_size, text_batch_size=config.text_batch_size,
       sources={**config.sources.to_dict(), **(sources or {})}, data_dir=config.data_dir,
       templates={name: tuple(t) for name, t in config.templates.items()},
-      long_mode=config.long_mode, workers=config.workers, progress=progress)
+      long_mode=config.long_mode, workers=config.workers, progress=progress,
+      f1=config.f1.to_dict())
 
 
 def evaluate(model, variables, tasks: Sequence[str | Task], mesh: jax.sharding.Mesh,
@@ -110,8 +115,12 @@ class ZeroShotEvaluator:
                batch_size: int, text_batch_size: int | None = None,
                sources: Mapping[str, Mapping | sources_lib.Source] | None = None,
                data_dir: str = ".", templates: Mapping[str, Sequence[str]] | None = None,
-               long_mode: str = "windows", workers: int = 4, progress: bool = True):
+               long_mode: str = "windows", workers: int = 4, progress: bool = True,
+               f1: Mapping | None = None):
     audio_lib.check_long_mode(long_mode)
+    self.f1 = {"rule": "top_k", "k": 1, "threshold": 0.5, "average": "micro", **(f1 or {})}
+    metrics.decisions(np.zeros((1, 1)), self.f1["rule"], k=1)  # an unknown rule fails here
+
     tasks = [tasks_lib.get(t) if isinstance(t, str) else t for t in tasks]
     other = [t.name for t in tasks if t.kind not in tasks_lib.ZERO_SHOT]
     if other:
@@ -132,10 +141,16 @@ class ZeroShotEvaluator:
     self.text_batch = text_batch_size or batch_size
     sharding_lib.local_batch_size(self.text_batch, mesh)  # checks that it splits
     self._batch_sharding = NamedSharding(mesh, P(mesh.axis_names))
-    self._encode_audio = jax.jit(lambda v, w: model.apply(v, w, method="encode_audio"),
-                                 out_shardings=self._batch_sharding)
-    self._encode_text = jax.jit(lambda v, i, m: model.apply(v, i, m, method="encode_text"),
-                                out_shardings=self._batch_sharding)
+
+    def full_precision(method):
+      # Float32 products in full float32 on every backend, as clap_jax.encode and msclap: GPUs
+      # default to TF32 and TPUs to bfloat16 passes. A bfloat16 model (config dtype) stays one.
+      def apply(variables, *inputs):
+        with jax.default_matmul_precision("float32"):
+          return model.apply(variables, *inputs, method=method)
+      return jax.jit(apply, out_shardings=self._batch_sharding)
+    self._encode_audio = full_precision("encode_audio")
+    self._encode_text = full_precision("encode_text")
 
   def run(self, variables) -> Iterator[tuple[str, float]]:
     """('task/metric', value) for every task that has data (big_vision's evaluator protocol)."""
@@ -151,6 +166,9 @@ class ZeroShotEvaluator:
         source = sources_lib.open_source(task, self.sources.get(task.name), self.data_dir)
       except sources_lib.MissingData as e:
         results[task.name] = TaskResult(task, skipped=str(e))
+        continue
+      except sources_lib.SourceError as e:  # present but malformed: said, not a crash mid-run
+        results[task.name] = TaskResult(task, skipped=f"malformed data: {e}")
         continue
       results[task.name] = self._evaluate_task(variables, task, source)
     return results
@@ -191,6 +209,11 @@ class ZeroShotEvaluator:
     targets = clips["labels"]
     if task.kind == MULTI_LABEL:
       values = {"mAP": metrics.mean_average_precision(targets, scores)}
+      if task.headline == "F1":
+        logits = np.exp(_logit_scale(variables)) * scores
+        chosen = metrics.decisions(logits, self.f1["rule"], k=self.f1["k"],
+                                   threshold=self.f1["threshold"])
+        values = {"F1": metrics.f1_score(targets, chosen, self.f1["average"]), **values}
     else:
       counts = targets.sum(axis=1)
       if np.any(counts != 1):
@@ -287,6 +310,14 @@ class ZeroShotEvaluator:
       except audio_lib.AudioError as e:
         return key, item, e
     return batching.bounded_map(load, items, self.workers)
+
+
+def _logit_scale(variables) -> float:
+  """The model's learned log temperature (replicated: any process's own copy holds it)."""
+  value = variables["params"]["logit_scale"]
+  if isinstance(value, jax.Array):
+    value = value.addressable_data(0)
+  return float(np.asarray(value))
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -96,6 +96,43 @@ class Checkpointer:
     self._manager.close()
 
 
+class BestCheckpoint:
+  """The state with the best Zero-Shot score so far, in `{workdir}/best/`: a workdir of its own
+  (`launch/eval.py --checkpoint {workdir}/best` evaluates it), one step kept, its meta holding
+  `zero_shot_score`. A resumed run continues from the score saved there."""
+
+  def __init__(self, workdir):
+    self._manager = ocp.CheckpointManager(
+        _directory(f"{workdir}/best"), item_names=("state", "meta"),
+        options=ocp.CheckpointManagerOptions(create=True, cleanup_tmp_directories=True,
+                                             enable_async_checkpointing=False))
+    step = self._manager.latest_step()
+    self.step, self.score = step, None
+    if step is not None:
+      meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+      self.score = meta["meta"]["zero_shot_score"]
+
+  def consider(self, step: int, state: dict, meta: dict, score: float | None) -> bool:
+    """Saves `state` if `score` beats the best so far -> whether it did."""
+    if score is None or (self.score is not None and score <= self.score):
+      return False
+    if step in self._manager.all_steps():  # a resumed run evaluating a step it already kept
+      return False
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        meta=ocp.args.JsonSave({**meta, "zero_shot_score": score})), force=True)
+    self._manager.wait_until_finished()
+    # Only this one is kept, even where an older run's best has a higher step number.
+    for old in self._manager.all_steps():
+      if old != step:
+        self._manager.delete(old)
+    self.step, self.score = step, score
+    return True
+
+  def close(self) -> None:
+    self._manager.close()
+
+
 def load_inference_variables(workdir, step: int | None = None
                              ) -> tuple[ml_collections.ConfigDict, dict]:
   """-> (model config, {'params', 'batch_stats'}) of a training workdir's latest (or `step`)

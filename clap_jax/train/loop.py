@@ -3,7 +3,8 @@
 Order of events: mesh -> objective and optimizer -> the state's shardings (from its shapes, by the
 config's rules) -> restore the newest readable checkpoint of `workdir`, or initialise (already
 sharded) and load pretrained weights -> the jitted step -> loop: read this process's share of the
-batch, step, log, checkpoint, evaluate; stop at `total_steps`, on preemption (after saving) or on a
+batch, step, log, checkpoint, evaluate (and keep the state of the best Zero-Shot score,
+`config.checkpoint.keep_best`); stop at `total_steps`, on preemption (after saving) or on a
 non-finite loss (without saving: the last good checkpoint stays the latest).
 """
 import dataclasses
@@ -105,6 +106,30 @@ class _Log:
       self.writer.close()
 
 
+def _best_keeper(config, evaluators, workdir):
+  """(the keeper of the best checkpoint, the evaluator whose score picks it), or None when
+  config.checkpoint.keep_best is off."""
+  name = config.checkpoint.keep_best
+  if not name:
+    return None
+  chosen = [e for e in evaluators if e.name == name]
+  if not chosen:
+    raise ValueError(f"checkpoint.keep_best={name!r}: no such evaluator with tasks in config.evals "
+                     f"({sorted(e.name for e in evaluators)})")
+  return checkpoint.BestCheckpoint(workdir), chosen[0]
+
+
+def _evaluate(evaluator, step, state, config, best, log) -> dict:
+  values = evaluator.run(state)
+  if best is not None and evaluator is best[1]:
+    score = evaluator.zero_shot_score(values)
+    if best[0].consider(step, state, _meta(config, step), score):
+      log.message(f"step {step}: Zero-Shot score {score:.4f}, the best so far: saved to best/")
+    if score is not None:
+      values = {**values, "zero_shot_score": score}
+  return values
+
+
 def _check_finite(step: int, metrics: dict, ckpt: checkpoint.Checkpointer, workdir) -> None:
   """Stops the run at a non-finite loss (or gradient, which would spoil the next parameters)."""
   loss, grad_norm = float(metrics["loss"]), float(metrics["grad_norm"])
@@ -169,6 +194,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     _, state, meta = restored
     next_batch = meta["data"]["next_batch"]
   evaluators = registry.from_config(config, run.objective, run.mesh)
+  best = _best_keeper(config, evaluators, workdir)
 
   step = first_step = int(state["step"])
   log = _Log(workdir, config, step)
@@ -198,10 +224,10 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         return {}
       for evaluator in evaluators:
         if evaluator.due(step):
-          log.scalars(step, evaluator.run(state), "eval/")
+          log.scalars(step, _evaluate(evaluator, step, state, config, best, log), "eval/")
     results = {}
     for evaluator in evaluators:
-      results.update(evaluator.run(state))
+      results.update(_evaluate(evaluator, step, state, config, best, log))
     log.scalars(step, results, "eval/")
     ckpt.wait()
     log.summary(summary.text(config, workdir, first_step=int(first_step), step=step,
@@ -211,5 +237,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
   finally:
     ckpt.wait()
     ckpt.close()
+    if best is not None:
+      best[0].close()
     preemption.restore_handlers()
     log.close()
