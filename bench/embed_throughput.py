@@ -10,7 +10,6 @@ commits included. `--device` names the chip ("no accelerator found, falling back
 one); the embedder splits each batch over all local devices, the encoder uses one.
 """
 import pathlib
-import sys
 import tempfile
 import time
 

@@ -68,9 +68,9 @@ def test_label_sets_and_prompts_follow_the_paper_hear_and_the_2022_paper():
 
 def test_task_rejects_a_metric_its_kind_does_not_have():
   with pytest.raises(ValueError, match="metric 'F1'"):
-    tasks.Task("t", "T", "G", tasks.SINGLE_LABEL, ("a",), {}, metric="F1", in_paper=False)
+    tasks.Task("t", "T", "G", tasks.SINGLE_LABEL, ("a",), {}, metric="F1")
   with pytest.raises(ValueError, match="names its rows"):
-    tasks.Task("t", "T", "G", tasks.SINGLE_LABEL, ("a",), {})
+    tasks.Task("t", "T", "G", tasks.RETRIEVAL, (), {}, paper_rows=("Clotho a2t",))
 
 
 # Metrics ---------------------------------------------------------------------------------------

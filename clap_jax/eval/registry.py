@@ -53,7 +53,7 @@ def demo_task(config: ml_collections.ConfigDict, num_clips: int
                                 clip_samples=audio_config.clip_samples,
                                 seed=config.input.seed + 1_000_003)
   task = tasks_lib.Task("demo", "Demo", "Demo", tasks_lib.SINGLE_LABEL, demo.LABELS, source={},
-                        templates=(demo.PROMPT,), in_paper=False)
+                        templates=(demo.PROMPT,))
   items = [Item(f"demo/{i}", (clip,), rate=audio_config.sample_rate, labels=(int(l),))
            for i, (clip, l) in enumerate(zip(audio, labels))]
   return task, sources_lib.ListSource(items)
@@ -67,8 +67,7 @@ def demo_captioning_task(config: ml_collections.ConfigDict, num_clips: int
   audio, labels = demo.eval_set(num_clips=num_clips, sample_rate=audio_config.sample_rate,
                                 clip_samples=audio_config.clip_samples,
                                 seed=config.input.seed + 1_000_003)
-  task = tasks_lib.Task("demo", "Demo", "Audio Captioning", tasks_lib.CAPTIONING, (), source={},
-                        in_paper=False)
+  task = tasks_lib.Task("demo", "Demo", "Audio Captioning", tasks_lib.CAPTIONING, (), source={})
   items = [Item(f"demo/{i}", (clip,), rate=audio_config.sample_rate, captions=demo.CAPTIONS[l])
            for i, (clip, l) in enumerate(zip(audio, labels))]
   return task, sources_lib.ListSource(items)

@@ -3,13 +3,13 @@ tasks, and the captioning tasks that clap_jax.eval.captioning scores).
 
 The 26 tasks of Elizalde, Deshmukh & Wang 2023 (arXiv 2309.05767v2, Table 2): 20 classification
 tasks, 2 captioning tasks and 2 retrieval datasets scored in both directions (4 tasks), and extra
-tasks marked `in_paper=False`. Each task says in `provenance` where each of its choices comes
-from ('data': dataset and split or folds, 'labels', 'metric', 'prompts'): the paper, the 2022
-paper (Elizalde et al., arXiv 2206.04769, Sec. 3.3), HEAR (the benchmark whose protocol the paper
-follows for its HEAR tasks, hearbenchmark.com), an msclap example, or "ours" with the reason. A
-task's `source` is where its data is looked for by default (paths relative to the config's
-`data_dir`); the config may override any field of it (clap_jax/eval/sources.py reads it, and
-each folder layout's docstring there gives the files it expects).
+tasks, which name no Table 2 rows (`in_paper` is False). Each task says in `provenance` where each
+of its choices comes from ('data': dataset and split or folds, 'labels', 'metric', 'prompts'): the
+paper, the 2022 paper (Elizalde et al., arXiv 2206.04769, Sec. 3.3), HEAR (the benchmark whose
+protocol the paper follows for its HEAR tasks, hearbenchmark.com), an msclap example, or "ours" with
+the reason. A task's `source` is where its data is looked for by default (paths relative to the
+config's `data_dir`); the config may override any field of it (clap_jax/eval/sources.py reads it,
+and each folder layout's docstring there gives the files it expects).
 """
 import csv
 import dataclasses
@@ -46,7 +46,6 @@ class Task:
   labels: tuple[str, ...]  # canonical class names, in index order; empty for retrieval, captioning
   source: Mapping  # default data source: {'kind': 'folder' | 'tfds' | 'shards', ...}
   templates: tuple[str, ...] = DEFAULT_TEMPLATES  # several -> prompt ensembling
-  in_paper: bool = True
   note: str = ""
   metric: str = ""  # the headline metric (METRICS[kind]); '' is the kind's first
   # The task's rows in the paper's Table 2 (clap_jax/assets/paper/ms_clap_2023_table2.csv 'task'):
@@ -68,11 +67,17 @@ class Task:
     if self.metric and self.metric not in METRICS[self.kind]:
       raise ValueError(f"{self.name}: metric {self.metric!r}; a {self.kind} task has one of "
                        f"{METRICS[self.kind]}")
-    if self.in_paper and len(self.paper_rows) != (2 if self.kind == RETRIEVAL else 1):
-      raise ValueError(f"{self.name}: a paper task names its rows of the paper's Table 2")
+    if self.paper_rows and len(self.paper_rows) != (2 if self.kind == RETRIEVAL else 1):
+      raise ValueError(f"{self.name}: a paper task names its rows of the paper's Table 2: one, two "
+                       f"for a retrieval dataset (both directions), not {self.paper_rows}")
     unknown = set(self.provenance) - set(PROVENANCE)
     if unknown:
       raise ValueError(f"{self.name}: provenance of unknown choices {sorted(unknown)}")
+
+  @property
+  def in_paper(self) -> bool:
+    """Whether the 2023 paper scores this task: it names its Table 2 rows."""
+    return bool(self.paper_rows)
 
   @property
   def headline(self) -> str:
@@ -253,11 +258,11 @@ _TASKS = [
                                 "HEAR: the 4 instrument classes", "paper: accuracy")),
     Task("mridangam_stroke", "Mridangam Stroke", "Instrument Classification", SINGLE_LABEL, _words(
         "bheem cha dheem dhin num ta tha tham thi thom"), _hear("mridangam_stroke-v1.5-full"),
-         in_paper=False, provenance=_provenance(
+         provenance=_provenance(
              "HEAR mridangam_stroke: all folds", "HEAR: 10 strokes", "accuracy"),
          note="not in the 2023 paper: a task of the 2022 paper's HEAR table"),
     Task("mridangam_tonic", "Mridangam Tonic", "Instrument Classification", SINGLE_LABEL, _words(
-        "B C C# D D# E"), _hear("mridangam_tonic-v1.5-full"), in_paper=False,
+        "B C C# D D# E"), _hear("mridangam_tonic-v1.5-full"),
          provenance=_provenance("HEAR mridangam_tonic: all folds", "HEAR: 6 tonics", "accuracy"),
          note="not in the 2023 paper: a task of the 2022 paper's HEAR table"),
     Task("nsynth_instrument", "NS Instruments", "Instrument Classification", SINGLE_LABEL, _words(
@@ -339,7 +344,7 @@ _TASKS = [
     Task("fsdd", "FSDD", "Keyword Spotting", SINGLE_LABEL, _DIGITS,
          {"kind": "folder", "layout": "fsdd", "root": "free-spoken-digit-dataset/recordings",
           "aliases": {str(d): name for d, name in enumerate(_DIGITS)}},
-         templates=("this is a sound of someone saying {}",), in_paper=False,
+         templates=("this is a sound of someone saying {}",),
          provenance=_provenance("Free Spoken Digit Dataset, all clips", "the 10 digits", "accuracy",
                                 "ours: a spoken word is said by someone"),
          note="not in the 2023 paper: its data ships with the tests"),
