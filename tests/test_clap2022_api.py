@@ -205,7 +205,7 @@ def test_audio_from_takes_cnn14_and_its_statistics(tiny_pth):
   config = model_config.tiny_2022()
   fresh = weights.random_variables(config, seed=1)
   loaded = train_init.initialise(fresh, ml_collections.ConfigDict(
-      {"clap_from": "", "audio_from": str(tiny_pth)}), config)
+      {"clap_from": "", "audio_from": str(tiny_pth), "decoder_from": ""}), config)
   converted = convert_2022(convert.load_state_dict(tiny_pth), config)
   for collection, part, want in [("params", ("audio_encoder", "cnn14"), converted),
                                  ("batch_stats", ("audio_encoder", "cnn14"), converted),
