@@ -136,6 +136,17 @@ def jax_step(config, batch: int, steps: int, trim: bool) -> tuple[float, float]:
   return _time(step, steps), flops
 
 
+def _torch_loss(outputs, labels, max_log_scale: float):
+  """msclap's symmetric contrastive loss on CLAP's (text, audio, scale) outputs, the temperature
+  clamped as ours (losses.py)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  f = torch.nn.functional
+  text_embeddings, audio_embeddings, scale = outputs
+  logits = scale.clamp(max=np.exp(max_log_scale)) * (
+      f.normalize(audio_embeddings, dim=-1) @ f.normalize(text_embeddings, dim=-1).T)
+  return 0.5 * (f.cross_entropy(logits, labels) + f.cross_entropy(logits.T, labels))
+
+
 def torch_step(config, batch: int, steps: int, flush_denormal: bool) -> float:
   """-> seconds per step of the reference model's training step."""
   import torch  # pylint: disable=g-import-not-at-top
@@ -150,13 +161,9 @@ def torch_step(config, batch: int, steps: int, flush_denormal: bool) -> float:
   text = {"input_ids": torch.from_numpy(inputs["input_ids"]).long(),
           "attention_mask": torch.from_numpy(inputs["attention_mask"]).long()}
   labels = torch.arange(batch)
-  f = torch.nn.functional
 
   def step():
-    text_embeddings, audio_embeddings, scale = model(audio, text)
-    logits = scale.clamp(max=np.exp(config.loss.max_log_scale)) * (
-        f.normalize(audio_embeddings, dim=-1) @ f.normalize(text_embeddings, dim=-1).T)
-    loss = 0.5 * (f.cross_entropy(logits, labels) + f.cross_entropy(logits.T, labels))
+    loss = _torch_loss(model(audio, text), labels, config.loss.max_log_scale)
     optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)
@@ -198,17 +205,13 @@ def torch_device_step(config, batch: int, steps: int, device: str) -> tuple[floa
   text = {"input_ids": torch.from_numpy(inputs["input_ids"]).long().to(device),
           "attention_mask": torch.from_numpy(inputs["attention_mask"]).long().to(device)}
   labels = torch.arange(batch, device=device)
-  f = torch.nn.functional
   forward, how = model, "eager"
   if device != "cpu":  # inductor on a CPU compiles for many minutes
     forward, how = torch.compile(model), "torch.compile"
 
   def step():
     with torch.autocast(device_type=device, dtype=torch.bfloat16):
-      text_embeddings, audio_embeddings, scale = forward(audio, text)
-      logits = scale.clamp(max=np.exp(config.loss.max_log_scale)) * (
-          f.normalize(audio_embeddings, dim=-1) @ f.normalize(text_embeddings, dim=-1).T)
-      loss = 0.5 * (f.cross_entropy(logits, labels) + f.cross_entropy(logits.T, labels))
+      loss = _torch_loss(forward(audio, text), labels, config.loss.max_log_scale)
     optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_norm)

@@ -73,14 +73,20 @@ def demo_captioning_task(config: ml_collections.ConfigDict, num_clips: int
   return task, sources_lib.ListSource(items)
 
 
-def _zeroshot(entry, config, objective, mesh):
+def _with_demo(entry, config, make_demo) -> tuple[list, dict]:
+  """An entry's tasks (registry names), the name 'demo' built by `make_demo` with its source."""
   tasks, sources = [], {}
   for name in entry.tasks:
     if name == "demo":
-      task, sources["demo"] = demo_task(config, entry.num_clips)
+      task, sources["demo"] = make_demo(config, entry.num_clips)
       tasks.append(task)
     else:
       tasks.append(name)
+  return tasks, sources
+
+
+def _zeroshot(entry, config, objective, mesh):
+  tasks, sources = _with_demo(entry, config, demo_task)
   return zeroshot.from_settings(
       objective.model, entry, mesh, tasks=tasks, sources=sources, progress=False,
       tokenizer=text.for_model(config.model, config.tokenizer))
@@ -98,13 +104,7 @@ def _heads(entry, config, objective, mesh):
 
 def _captioning(entry, config, objective, mesh):
   del mesh  # each process decodes its share of the clips on its own devices
-  tasks, sources = [], {}
-  for name in entry.tasks:
-    if name == "demo":
-      task, sources["demo"] = demo_captioning_task(config, entry.num_clips)
-      tasks.append(task)
-    else:
-      tasks.append(name)
+  tasks, sources = _with_demo(entry, config, demo_captioning_task)
   return captioning.from_settings(objective.model.config, entry, progress=False, tasks=tasks,
                                   sources=sources,
                                   tokenizer=text.for_model(objective.model.config, config.tokenizer))
