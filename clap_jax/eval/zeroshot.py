@@ -175,7 +175,7 @@ class ZeroShotEvaluator:
 
   def _place(self, variables):
     """Host arrays -> replicated global arrays, once (not on every jitted call)."""
-    replicated = NamedSharding(self.mesh, P())
+    replicated = sharding_lib.replicated(self.mesh)
 
     def place(x):
       if isinstance(x, jax.Array):

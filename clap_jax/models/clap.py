@@ -102,10 +102,3 @@ class CLAP(nn.Module):
     return (self.encode_audio(waveforms, train=train),
             self.encode_text(input_ids, attention_mask, train=train), self.logit_scale)
 
-
-def similarity(audio_embeddings: jax.Array, text_embeddings: jax.Array,
-               logit_scale: jax.Array) -> jax.Array:
-  """exp(logit_scale) x cosine similarity, (num_audio, num_text), as msclap's compute_similarity."""
-  audio = audio_embeddings / jnp.linalg.norm(audio_embeddings, axis=-1, keepdims=True)
-  text = text_embeddings / jnp.linalg.norm(text_embeddings, axis=-1, keepdims=True)
-  return jnp.exp(logit_scale) * audio @ text.T
