@@ -139,7 +139,7 @@ def test_missing_data_is_reported_as_skipped(tmp_path):
   assert all(r.skipped and not r.metrics for r in results.values())
   assert "ESC-50-master is absent" in results["esc50"].skipped
   assert "not prepared" in results["crema_d"].skipped
-  assert "no shard matches" in results["audiocaps"].skipped
+  assert "audiocaps is absent" in results["audiocaps"].skipped
 
 
 # TFDS and shards ---------------------------------------------------------------------------------
