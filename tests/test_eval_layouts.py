@@ -193,3 +193,14 @@ def test_audiocaps_malformed(tmp_path):
     sources.open_source(tasks.get("audiocaps"), None, str(tmp_path))
   with pytest.raises(ValueError, match="audio_name '{ytid}.wav' names 'ytid'"):
     sources.open_source(tasks.get("audiocaps"), {"audio_name": "{ytid}.wav"}, str(tmp_path))
+
+
+def test_a_csv_without_its_columns_is_malformed(tmp_path):
+  (tmp_path / "ESC-50-master/meta").mkdir(parents=True)
+  (tmp_path / "ESC-50-master/meta/esc50.csv").write_text("filename,fold,target\n1-100032-A-0.wav,1,0\n")
+  with pytest.raises(sources.SourceError, match=r"esc50.csv: no column \['category'\]"):
+    sources.open_source(tasks.get("esc50"), None, str(tmp_path))
+  (tmp_path / "clotho").mkdir()
+  (tmp_path / "clotho/clotho_captions_evaluation.csv").write_text("file,caption\na.wav,a dog\n")
+  with pytest.raises(sources.SourceError, match=r"no column \['file_name', 'caption_1'\]"):
+    sources.open_source(tasks.get("clotho"), None, str(tmp_path))

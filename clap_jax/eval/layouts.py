@@ -19,16 +19,21 @@ from clap_jax.eval.sources import SourceError, label_index
 ABSENT_IS_UNUSABLE = {"audioset", "dcase17_task4", "audiocaps"}
 
 
-def _csv_rows(path: pathlib.Path) -> list[dict]:
+def _csv_rows(path: pathlib.Path, columns: tuple[str, ...]) -> list[dict]:
+  """The rows of a CSV with a header naming at least `columns`."""
   if not path.is_file():
     raise SourceError(f"{path} is absent")
   with open(path, newline="") as f:
-    return list(csv.DictReader(f))
+    reader = csv.DictReader(f)
+    missing = [c for c in columns if c not in (reader.fieldnames or ())]
+    if missing:
+      raise SourceError(f"{path}: no column {missing} (columns: {reader.fieldnames})")
+    return list(reader)
 
 
 def _esc50(task, root, *, aliases, meta="meta/esc50.csv", folds=None):
   """ESC-50: `meta` (filename, fold, target, category, ...) and audio/; all folds by default."""
-  for row in _csv_rows(root / meta):
+  for row in _csv_rows(root / meta, ("filename", "fold", "category")):
     if folds is None or int(row["fold"]) in folds:
       label = label_index(task, row["category"], aliases, row["filename"])
       yield Item(row["filename"], str(root / "audio" / row["filename"]), labels=(label,))
@@ -49,7 +54,7 @@ def _esc50_actions(task, root, *, aliases, annotations_path, vote_threshold: flo
   if columns != task.labels:
     raise SourceError(f"{annotations_path}: action columns {columns} are not {task.name}'s labels")
   votes = {row["filename"]: row for row in rows}
-  for row in _csv_rows(root / meta):
+  for row in _csv_rows(root / meta, ("filename",)):
     name = row["filename"]
     if name not in votes:
       raise SourceError(f"{annotations_path}: no annotation of {name}")
@@ -60,7 +65,8 @@ def _esc50_actions(task, root, *, aliases, annotations_path, vote_threshold: flo
 
 def _urbansound8k(task, root, *, aliases, folds=None):
   """UrbanSound8K: metadata/UrbanSound8K.csv (slice_file_name, fold, class) and audio/fold{k}/."""
-  for row in _csv_rows(root / "metadata" / "UrbanSound8K.csv"):
+  for row in _csv_rows(root / "metadata" / "UrbanSound8K.csv",
+                       ("slice_file_name", "fold", "class")):
     if folds is None or int(row["fold"]) in folds:
       label = label_index(task, row["class"], aliases, row["slice_file_name"])
       path = root / "audio" / f"fold{row['fold']}" / row["slice_file_name"]
@@ -70,7 +76,7 @@ def _urbansound8k(task, root, *, aliases, folds=None):
 def _fsd50k(task, root, *, aliases, split="eval"):
   """FSD50K: FSD50K.ground_truth/{split}.csv (fname, labels: comma-separated names) and
   FSD50K.{split}_audio/{fname}.wav."""
-  for row in _csv_rows(root / "FSD50K.ground_truth" / f"{split}.csv"):
+  for row in _csv_rows(root / "FSD50K.ground_truth" / f"{split}.csv", ("fname", "labels")):
     labels = tuple(label_index(task, name, aliases, row["fname"]) for name in row["labels"].split(","))
     yield Item(row["fname"], str(root / f"FSD50K.{split}_audio" / f"{row['fname']}.wav"), labels=labels)
 
@@ -265,8 +271,7 @@ def _audiocaps(task, root, *, aliases, captions="test.csv", audio="test",
 def _clotho(task, root, *, aliases, captions="clotho_captions_evaluation.csv", audio="evaluation"):
   """Clotho: a captions CSV (file_name, caption_1..caption_5) and the folder of its audio."""
   from clap_jax.data import sources as data_sources  # pylint: disable=g-import-not-at-top
-  if not (root / captions).is_file():
-    raise SourceError(f"{root / captions} is absent")
+  _csv_rows(root / captions, ("file_name", "caption_1"))  # there, with the published columns
   yield from data_sources.clotho(root / captions, root / audio)
 
 

@@ -217,19 +217,26 @@ class ShardSource(Source):
     self.offsets = np.cumsum((0,) + shards.counts)
 
   def local_items(self, process_index, process_count):
-    from clap_jax.data import records  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     for index in range(process_index, len(self.shards.files), process_count):
       path = self.shards.files[index]
-      # A clip's windows are consecutive records named '{clip}#{k}'.
-      for clip_id, group in itertools.groupby(enumerate(records.read_shard(path)), key=lambda r: r[1][0]):
-        windows = list(group)
-        position, (_, _, labels, captions) = windows[0]
-        if any(not 0 <= l < len(self.task.labels) for l in labels):
-          raise SourceError(f"{path}: {clip_id} has labels {labels}, {self.task.name} has "
-                            f"{len(self.task.labels)}")
-        pieces = tuple(audio for _, (_, audio, _, _) in windows)
-        yield int(self.offsets[index]) + position, Item(
-            clip_id, pieces, rate=self.shards.sample_rate, labels=labels, captions=captions)
+      try:
+        yield from self._shard_items(index, path)
+      except tf.errors.DataLossError as e:  # a truncated or corrupted shard
+        raise SourceError(f"{path}: {e.message}") from None
+
+  def _shard_items(self, index: int, path: str):
+    from clap_jax.data import records  # pylint: disable=g-import-not-at-top
+    # A clip's windows are consecutive records named '{clip}#{k}'.
+    for clip_id, group in itertools.groupby(enumerate(records.read_shard(path)), key=lambda r: r[1][0]):
+      windows = list(group)
+      position, (_, _, labels, captions) = windows[0]
+      if any(not 0 <= l < len(self.task.labels) for l in labels):
+        raise SourceError(f"{path}: {clip_id} has labels {labels}, {self.task.name} has "
+                          f"{len(self.task.labels)}")
+      pieces = tuple(audio for _, (_, audio, _, _) in windows)
+      yield int(self.offsets[index]) + position, Item(
+          clip_id, pieces, rate=self.shards.sample_rate, labels=labels, captions=captions)
 
 
 def _shards(task: Task, data_dir: str, *, pattern: str):
