@@ -14,6 +14,7 @@ import inspect
 import itertools
 import os
 import pathlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -223,7 +224,8 @@ class ShardSource(Source):
       try:
         yield from self._shard_items(index, path)
       except tf.errors.DataLossError as e:  # a truncated or corrupted shard
-        raise SourceError(f"{path}: {e.message}") from None
+        message = re.sub(r"\{\{.*?\}\}\s*", "", e.message)  # less TF's op context
+        raise SourceError(f"{path}: {message}") from None
 
   def _shard_items(self, index: int, path: str):
     from clap_jax.data import records  # pylint: disable=g-import-not-at-top
