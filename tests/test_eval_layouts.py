@@ -143,7 +143,7 @@ def test_libricount_malformed(tmp_path):
   with pytest.raises(sources.SourceError, match="not JSON"):
     sources.open_source(task, None, str(tmp_path))
   (folder / "2_5af5e0cbbd9f4b0f.json").unlink()
-  with pytest.raises(sources.SourceError, match="its annotation 2_5af5e0cbbd9f4b0f.json is absent"):
+  with pytest.raises(sources.SourceError, match="2_5af5e0cbbd9f4b0f.json is absent, the annotation of 2_5af5e0cbbd9f4b0f.wav"):
     sources.open_source(task, None, str(tmp_path))
 
 

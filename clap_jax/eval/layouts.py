@@ -31,6 +31,16 @@ def _csv_rows(path: pathlib.Path, columns: tuple[str, ...]) -> list[dict]:
     return list(reader)
 
 
+def _json(path: pathlib.Path, absent: str = "is absent"):
+  """The JSON value in `path`; absent or not JSON is malformed data."""
+  if not path.is_file():
+    raise SourceError(f"{path} {absent}")
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise SourceError(f"{path}: not JSON: {e}") from None
+
+
 def _esc50(task, root, *, aliases, meta="meta/esc50.csv", folds=None):
   """ESC-50: `meta` (filename, fold, target, category, ...) and audio/; all folds by default."""
   for row in _csv_rows(root / meta, ("filename", "fold", "category")):
@@ -169,12 +179,7 @@ def _hear(task, root, *, aliases, folds=None, rate=44100):
     raise SourceError(f"{root}: no HEAR split files ({{split}}.json)")
   for split in names:
     path = root / f"{split}.json"
-    if not path.is_file():
-      raise SourceError(f"{path} is absent")
-    try:
-      labelled = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-      raise SourceError(f"{path}: not JSON: {e}") from None
+    labelled = _json(path)
     if not isinstance(labelled, dict) or not all(isinstance(v, list) for v in labelled.values()):
       raise SourceError(f"{path}: not a map of file names to lists of labels")
     for name, labels in sorted(labelled.items()):
@@ -191,12 +196,10 @@ def _vocalsound(task, root, *, aliases, datafile="datafiles/te.json", audio="aud
   file name '{speaker}_{session}_{class}.wav' (f0003_0_cough.wav, m2111_0_throatclearing.wav)
   must name the same class."""
   path = root / datafile
-  if not path.is_file():
-    raise SourceError(f"{path} is absent")
-  try:
-    entries = json.loads(path.read_text())["data"]
-  except (json.JSONDecodeError, KeyError, TypeError) as e:
-    raise SourceError(f"{path}: not a VocalSound datafile ({{'data': [...]}}): {e!r}") from None
+  content = _json(path)
+  if not isinstance(content, dict) or not isinstance(content.get("data"), list):
+    raise SourceError(f"{path}: not a VocalSound datafile ({{\"data\": [...]}})")
+  entries = content["data"]
   for entry in entries:
     if not isinstance(entry, dict) or not {"wav", "labels"} <= entry.keys():
       raise SourceError(f"{path}: an entry without 'wav' and 'labels': {entry!r}")
@@ -230,12 +233,7 @@ def _libricount(task, root, *, aliases, split="test"):
     raise SourceError(f"{folder} is absent")
   for path in sorted(folder.glob("*.wav")):
     meta = path.with_suffix(".json")
-    if not meta.is_file():
-      raise SourceError(f"{path}: its annotation {meta.name} is absent")
-    try:
-      speakers = json.loads(meta.read_text())
-    except json.JSONDecodeError as e:
-      raise SourceError(f"{meta}: not JSON: {e}") from None
+    speakers = _json(meta, f"is absent, the annotation of {path.name}")
     if not isinstance(speakers, list) or path.name.split("_")[0] != str(len(speakers)):
       raise SourceError(f"{meta}: not a list of {path.name.split('_')[0]} speakers")
     label = label_index(task, str(len(speakers)), aliases, str(path))
