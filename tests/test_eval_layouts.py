@@ -44,15 +44,15 @@ def _vocalsound(tmp_path, entries: list[dict], files: list[str]) -> pathlib.Path
 
 def test_vocalsound_test_split(tmp_path):
   entries = [{"wav": f"{_AUTHORS}/f0003_0_cough.wav", "labels": "/m/01b_21", "spk_id": "f0003"},
-             {"wav": f"{_AUTHORS}/m2111_0_throatclearing.wav", "labels": "/m/0dl9sf8",
-              "spk_id": "m2111"},
+             {"wav": f"{_AUTHORS}/f0004_0_throatclearing.wav", "labels": "/m/0dl9sf8",
+              "spk_id": "f0004"},
              {"wav": f"{_AUTHORS}/f0003_0_laughter.wav", "labels": "/m/01j3sz", "spk_id": "f0003"}]
-  names = ["f0003_0_cough.wav", "m2111_0_throatclearing.wav", "f0003_0_laughter.wav"]
+  names = ["f0003_0_cough.wav", "f0004_0_throatclearing.wav", "f0003_0_laughter.wav"]
   root = _vocalsound(tmp_path, entries, names + ["f0004_0_sniff.wav"])  # f0004: not in te.json
   task = tasks.get("vocalsound")
   items = sources.open_source(task, None, str(tmp_path)).items
   assert _labels(task, items) == [("f0003_0_cough.wav", ["cough"]),
-                                  ("m2111_0_throatclearing.wav", ["throat_clearing"]),
+                                  ("f0004_0_throatclearing.wav", ["throat_clearing"]),
                                   ("f0003_0_laughter.wav", ["laughter"])]
   assert items[0].audio == str(root / "audio_16k/f0003_0_cough.wav")
 

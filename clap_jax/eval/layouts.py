@@ -193,7 +193,7 @@ def _vocalsound(task, root, *, aliases, datafile="datafiles/te.json", audio="aud
   reads them), whose "wav" paths are the authors' (the repository's src/prep_data.py rewrites them
   to '{data}/audio_16k/{file name}'), so the file is found by name in `audio`. The label is the
   AudioSet mid of class_labels_indices_vs.csv (index, mid, display_name), named by `aliases`; the
-  file name '{speaker}_{session}_{class}.wav' (f0003_0_cough.wav, m2111_0_throatclearing.wav)
+  file name '{speaker}_{session}_{class}.wav' (f0003_0_cough.wav, f0003_0_throatclearing.wav)
   must name the same class."""
   path = root / datafile
   content = _json(path)
