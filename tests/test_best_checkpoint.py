@@ -72,3 +72,48 @@ def test_keep_best_names_an_evaluator(tmp_path):
   config.checkpoint.keep_best = "zero_shot"
   with pytest.raises(ValueError, match="keep_best='zero_shot': no such evaluator"):
     train.main(config, tmp_path)
+
+
+def _keep_best_in_this_process(workdir: str) -> dict:
+  """One process of a two-process run: the scripted scores of SCRIPTED's steps, each step's state
+  (a weight of value `step`, sharded over both processes' devices) offered to the keeper."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  sharding = NamedSharding(Mesh(np.array(jax.devices()), ("data",)), P("data"))
+  keeper = checkpoint.BestCheckpoint(workdir)
+  kept = []
+  for step, score in SCRIPTED.items():
+    weight = np.full(8, step, np.float32)
+    state = {"params": {"model": {"w": jax.make_array_from_callback((8,), sharding,
+                                                                    lambda i: weight[i])}},
+             "batch_stats": {"mean": np.zeros(2, np.float32)}, "step": step}
+    meta = {"step": step, "config": json.dumps({"model": {"name": "toy"}})}
+    kept.append(keeper.consider(step, state, meta, score))
+  keeper.close()
+  return {"kept": kept, "best": [keeper.step, keeper.score]}
+
+
+def test_two_processes_keep_the_same_best_step(tmp_path):
+  """Both processes write their shards of the best state and agree on it; the kept step reads
+  back whole, as launch/eval.py reads a workdir (checkpoint.load_inference_variables)."""
+  import multidevice
+  from test_eval_sharded import _free_port
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, __file__, str(tmp_path), str(i), "2", str(port)], env=multidevice.env(2),
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+  outputs = multidevice.finish(procs, timeout=120)
+  reports = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+  assert reports[0] == reports[1] == {"kept": [True, True, False], "best": [4, 0.8]}
+  assert sorted(p.name for p in (tmp_path / "best/checkpoints").iterdir()) == ["4"]
+  config, variables = checkpoint.load_inference_variables(tmp_path / "best")
+  assert config.name == "toy"
+  np.testing.assert_array_equal(variables["params"]["w"], np.full(8, 4, np.float32))
+  meta = json.loads((tmp_path / "best/checkpoints/4/meta/metadata").read_text())
+  assert meta["zero_shot_score"] == 0.8 and meta["step"] == 4
+
+
+if __name__ == "__main__":
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=f"127.0.0.1:{sys.argv[4]}",
+                             num_processes=int(sys.argv[3]), process_id=int(sys.argv[2]))
+  print(json.dumps(_keep_best_in_this_process(sys.argv[1])))

@@ -199,5 +199,5 @@ def test_launch_eval_on_a_converted_folder(shared_data, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   content = json.loads((out / "results.json").read_text())
   assert content["model"] == "converted" and content["tasks"]["esc50"]["num_items"] == 6
-  assert "no shard matches" in content["tasks"]["audiocaps"]["skipped"]
+  assert "audiocaps is absent" in content["tasks"]["audiocaps"]["skipped"]
   assert (out / "esc50_confusion.png").is_file() and "| converted |" in result.stdout

@@ -292,30 +292,40 @@ def test_split_slices():
 # Published folder layouts: DCASE 2017 Task 4, TUT 2017, RAVDESS, HEAR -----------------------------
 
 def test_dcase17_task4_weak_labels(tmp_path):
+  """Lines of the task repository's groundtruth_release/groundtruth_weak_label_evaluation_set.csv
+  (YilfKdY7w6Y_60.000_70.000.wav is there twice: Train horn, Air horn)."""
   root = tmp_path / "dcase2017_task4"
-  root.mkdir()
-  (root / "groundtruth_weak_label_evaluation_set.csv").write_text(
-      "-5QrBL6MzLg_60.000_70.000.wav\t60.000\t70.000\tTrain horn\n"
-      "-5QrBL6MzLg_60.000_70.000.wav\t60.000\t70.000\tTrain\n"
-      "-9GhPxGUgBw_30.000_40.000.wav\t30.000\t40.000\tAir horn, truck horn\n")
-  _wav(root / "audio/eval/Y-5QrBL6MzLg_60.000_70.000.wav")
+  labels = root / "groundtruth_release/groundtruth_weak_label_evaluation_set.csv"
+  labels.parent.mkdir(parents=True)
+  labels.write_text(
+      "-JMT0mK0Dbg_30.000_40.000.wav\t30.000\t40.000\tTrain horn\n"
+      "YilfKdY7w6Y_60.000_70.000.wav\t60.000\t70.000\tTrain horn\n"
+      "YilfKdY7w6Y_60.000_70.000.wav\t60.000\t70.000\tAir horn, truck horn\n")
+  _wav(root / "audio/eval/Y-JMT0mK0Dbg_30.000_40.000.wav")
   task = tasks.get("dcase17_task4")
   items = sources.open_source(task, None, str(tmp_path)).items
   assert [(i.item_id, [task.labels[l] for l in i.labels]) for i in items] == [
-      ("-5QrBL6MzLg_60.000_70.000.wav", ["Train horn", "Train"]),
-      ("-9GhPxGUgBw_30.000_40.000.wav", ["Air horn, truck horn"])]
+      ("-JMT0mK0Dbg_30.000_40.000.wav", ["Train horn"]),
+      ("YilfKdY7w6Y_60.000_70.000.wav", ["Train horn", "Air horn, truck horn"])]
   assert pathlib.Path(items[0].audio).is_file() and not pathlib.Path(items[1].audio).exists()
+  labels.write_text("-JMT0mK0Dbg_30.000_40.000.wav\t30.000\tTrain horn\n")
+  with pytest.raises(sources.SourceError, match=":1: 3 fields, not 4"):
+    sources.open_source(task, None, str(tmp_path))
 
 
 def test_tut2017_evaluation_meta(tmp_path):
   root = tmp_path / "TUT-acoustic-scenes-2017-evaluation"
-  root.mkdir()
-  (root / "meta.txt").write_text("audio/1.wav\tbeach\naudio/2.wav\tcafe/restaurant\n")
+  (root / "evaluation_setup").mkdir(parents=True)
+  (root / "evaluation_setup/evaluate.txt").write_text(
+      "audio/1.wav\tbeach\naudio/2.wav\tcafe/restaurant\n")
   _wav(root / "audio/1.wav"), _wav(root / "audio/2.wav")
   task = tasks.get("tut2017")
   items = sources.open_source(task, None, str(tmp_path)).items
   assert [(i.item_id, task.labels[i.labels[0]]) for i in items] == [
       ("audio/1.wav", "beach"), ("audio/2.wav", "cafe/restaurant")]
+  (root / "evaluation_setup/evaluate.txt").write_text("audio/1.wav\n")
+  with pytest.raises(sources.SourceError, match="'audio/1.wav' has no scene"):
+    sources.open_source(task, None, str(tmp_path))
 
 
 def test_ravdess_file_names(tmp_path):
@@ -337,6 +347,7 @@ def test_hear_task_folder(tmp_path):
   root = tmp_path / "hear-2021.0.6/tasks/beijing_opera-v1.0-hear2021-full"
   root.mkdir(parents=True)
   (root / "task_metadata.json").write_text(json.dumps({"task_name": "beijing_opera"}))
+  (root / "labelvocabulary.csv").write_text("idx,label\n0,bangu\n1,daluo\n2,naobo\n3,xiaoluo\n")
   (root / "fold00.json").write_text(json.dumps({"a.wav": ["bangu"], "b.wav": ["naobo"]}))
   (root / "fold01.json").write_text(json.dumps({"c.wav": ["xiaoluo"]}))
   for split, name in (("fold00", "a.wav"), ("fold00", "b.wav"), ("fold01", "c.wav")):
@@ -349,3 +360,9 @@ def test_hear_task_folder(tmp_path):
   assert [i.item_id for i in items] == ["fold01/c.wav"]
   with pytest.raises(sources.SourceError, match="listed but absent"):
     sources.open_source(task, {"rate": 16000}, str(tmp_path))
+  (root / "fold01.json").write_text(json.dumps({"c.wav": "xiaoluo"}))
+  with pytest.raises(sources.SourceError, match="fold01.json: not a map of file names to lists"):
+    sources.open_source(task, None, str(tmp_path))
+  (root / "fold01.json").write_text("{")
+  with pytest.raises(sources.SourceError, match="fold01.json: not JSON"):
+    sources.open_source(task, None, str(tmp_path))

@@ -139,7 +139,7 @@ def test_missing_data_is_reported_as_skipped(tmp_path):
   assert all(r.skipped and not r.metrics for r in results.values())
   assert "ESC-50-master is absent" in results["esc50"].skipped
   assert "not prepared" in results["crema_d"].skipped
-  assert "no shard matches" in results["audiocaps"].skipped
+  assert "audiocaps is absent" in results["audiocaps"].skipped
 
 
 # TFDS and shards ---------------------------------------------------------------------------------
@@ -200,3 +200,8 @@ def test_shards_from_the_data_writer_keep_each_clip_whole(shared_data, gpt2_toke
     assert len(item.audio) == max(1, -(-len(expected) // 2400))
     # Windows cover the clip; the last one is aligned to its end (clip_windows).
     np.testing.assert_allclose(waveform[:2400], expected[:2400], atol=1 / 32768)
+  # A shard cut short (an interrupted copy) makes its reader's share malformed, not a crash.
+  first = sorted((tmp_path / "shards").glob("fsdd-*.tfrecord"))[0]
+  first.write_bytes(first.read_bytes()[:-100])
+  with pytest.raises(sources.SourceError, match=f"{first.name}: truncated record at "):
+    list(sources.open_source(tasks.get("fsdd"), spec, str(tmp_path)).local_items(0, 2))

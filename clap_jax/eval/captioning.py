@@ -101,12 +101,19 @@ class CaptioningEvaluator:
     captioner = self._with_variables(variables)
     results = {}
     for task in self.tasks:
+      source, reason = None, None
       try:
         source = sources_lib.open_source(task, self.sources.get(task.name), self.data_dir)
       except sources_lib.MissingData as e:
-        results[task.name] = CaptioningResult(task, skipped=str(e))
-        continue
-      results[task.name] = self._evaluate_task(captioner, task, source)
+        reason = str(e)
+      except sources_lib.SourceError as e:
+        reason = f"malformed data: {e}"
+      # Data absent or malformed in any process's copy skips the task in all (zeroshot.py).
+      reason = multihost.common_reason(reason)
+      if reason is None:
+        results[task.name] = self._evaluate_task(captioner, task, source)
+      else:
+        results[task.name] = CaptioningResult(task, skipped=reason)
     return results
 
   def _with_variables(self, variables) -> caption.Captioner:
@@ -122,17 +129,23 @@ class CaptioningEvaluator:
     records, unusable = [], []
     bar = tqdm.tqdm(desc=task.name, unit="clip", total=source.size,
                     disable=not self.progress or jax.process_index() != 0)
-    chunk = []
-    for key_item in source.local_items(jax.process_index(), jax.process_count()):
-      chunk.append(key_item)
-      if len(chunk) == self.batch_size:
+    chunk, error = [], None
+    try:
+      for key_item in source.local_items(jax.process_index(), jax.process_count()):
+        chunk.append(key_item)
+        if len(chunk) == self.batch_size:
+          records += self._caption_chunk(captioner, chunk, unusable)
+          bar.update(len(chunk))
+          chunk = []
+      if chunk:
         records += self._caption_chunk(captioner, chunk, unusable)
         bar.update(len(chunk))
-        chunk = []
-    if chunk:
-      records += self._caption_chunk(captioner, chunk, unusable)
-      bar.update(len(chunk))
+    except sources_lib.SourceError as e:  # this process's share is malformed: all give up
+      error = f"malformed data: {e}"
     bar.close()
+    error = multihost.common_reason(error)
+    if error is not None:
+      return CaptioningResult(task, skipped=error)
     records = sorted(map(json.loads, multihost.gather_strings(records)), key=lambda r: r["key"])
     unusable = multihost.gather_strings(unusable)
     if not records:

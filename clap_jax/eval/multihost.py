@@ -1,5 +1,5 @@
 """What the evaluator's processes exchange: host arrays to and from global arrays, strings and flags
-gathered from every process (no-ops with one process)."""
+gathered from every process (no-ops with one process), and their common verdict on a task."""
 import json
 
 import jax
@@ -29,7 +29,21 @@ def gather_strings(strings: list[str]) -> list[str]:
   return [s for row, n in zip(gathered, lengths) for s in json.loads(row[:n].tobytes())]
 
 
-def any_process(flag: bool) -> bool:
+def gather_flags(flags) -> np.ndarray:
+  """This process's booleans (k,) -> (processes, k): every process's, in every process."""
+  flags = np.asarray(flags, bool)
   if jax.process_count() == 1:
-    return flag
-  return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
+    return flags[None]
+  return np.asarray(multihost_utils.process_allgather(flags)).reshape(jax.process_count(), -1)
+
+
+def common_reason(reason: str | None) -> str | None:
+  """This process's reason to give a task up (None: it has none) -> one verdict, the same in every
+  process: None if no process has a reason, else the first process's, naming that process unless
+  every process gave the same. Every process must call it at the same point (it gathers)."""
+  reasons = gather_strings([reason or ""])
+  given = [(index, r) for index, r in enumerate(reasons) if r]
+  if not given:
+    return None
+  index, first = given[0]
+  return first if len(set(reasons)) == 1 else f"process {index}: {first}"

@@ -1,6 +1,7 @@
 """Where a task's examples come from: dataset folders, TFDS, or TFRecord shards -> `Item`s.
 
 A source spec is a dict: the task's default (clap_jax/eval/tasks.py) updated by the config.
+The folder layouts (`kind` folder, `layout` ...) are read by clap_jax/eval/layouts.py.
 `kind` picks the reader; a relative `root` or `pattern` is taken from the config's `data_dir`.
 Data that is not there raises `MissingData` (the task is skipped); data that is there but does
 not fit the task (an unknown label, a listed file that is absent) raises `SourceError`.
@@ -8,12 +9,12 @@ not fit the task (an unknown label, a listed file that is absent) raises `Source
 Every process reads only its own share (`Source.local_items`) and an item (all windows of one
 clip) is never split between processes; the evaluator gathers the embeddings.
 """
-import csv
 import glob
 import inspect
 import itertools
 import os
 import pathlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -86,7 +87,7 @@ def _path(data_dir: str, path: str) -> pathlib.Path:
   return pathlib.Path(data_dir).expanduser() / os.path.expanduser(path)
 
 
-def _label_index(task: Task, native: str, aliases: Mapping[str, str], where: str) -> int:
+def label_index(task: Task, native: str, aliases: Mapping[str, str], where: str) -> int:
   label = aliases.get(native, native)
   if label not in task.labels:
     raise SourceError(f"{where}: label {native!r} is not one of {task.name}'s {len(task.labels)} labels")
@@ -98,195 +99,25 @@ def _label_index(task: Task, native: str, aliases: Mapping[str, str], where: str
 def _folder(task: Task, data_dir: str, *, layout: str, root: str, aliases: Mapping | None = None,
             **kwargs):
   """A layout's options named `*_path` are files outside its root, found from `data_dir`."""
-  layouts = {"esc50": _esc50, "esc50_actions": _esc50_actions, "urbansound8k": _urbansound8k,
-             "fsd50k": _fsd50k, "audioset": _audioset, "dcase17_task4": _dcase17_task4,
-             "tut2017": _tut2017, "ravdess": _ravdess, "hear": _hear, "clotho": _clotho,
-             "fsdd": _fsdd, "class_folders": _class_folders}
-  if layout not in layouts:
-    raise ValueError(f"{task.name}: unknown folder layout {layout!r}; one of {sorted(layouts)}")
+  from clap_jax.eval import layouts  # pylint: disable=g-import-not-at-top (it imports this module)
+  readers = layouts.READERS
+  if layout not in readers:
+    raise ValueError(f"{task.name}: unknown folder layout {layout!r}; one of {sorted(readers)}")
   aliases = aliases or {}
   try:
-    inspect.signature(layouts[layout]).bind(task, root, aliases=aliases, **kwargs)
+    inspect.signature(readers[layout]).bind(task, root, aliases=aliases, **kwargs)
   except TypeError as e:
     raise ValueError(f"{task.name}: bad options for the {layout} layout {kwargs}: {e}") from None
   root = _path(data_dir, root)
   if not root.is_dir():
     raise MissingData(f"{root} is absent")
   kwargs = {k: _path(data_dir, v) if k.endswith("_path") else v for k, v in kwargs.items()}
-  items = list(layouts[layout](task, root, aliases=aliases, **kwargs))
-  if layout not in _ABSENT_IS_UNUSABLE:
+  items = list(readers[layout](task, root, aliases=aliases, **kwargs))
+  if layout not in layouts.ABSENT_IS_UNUSABLE:
     for item in items:
       if not os.path.isfile(item.audio):
         raise SourceError(f"{task.name}: {item.audio} is listed but absent")
   return ListSource(items)
-
-
-# AudioSet's lists name YouTube segments, some of which can no longer be downloaded: an absent
-# file is an unusable clip (named in the report), not an error.
-_ABSENT_IS_UNUSABLE = {"audioset", "dcase17_task4"}
-
-
-def _csv_rows(path: pathlib.Path) -> list[dict]:
-  if not path.is_file():
-    raise SourceError(f"{path} is absent")
-  with open(path, newline="") as f:
-    return list(csv.DictReader(f))
-
-
-def _esc50(task, root, *, aliases, meta="meta/esc50.csv", folds=None):
-  """ESC-50: `meta` (filename, fold, target, category, ...) and audio/; all folds by default."""
-  for row in _csv_rows(root / meta):
-    if folds is None or int(row["fold"]) in folds:
-      label = _label_index(task, row["category"], aliases, row["filename"])
-      yield Item(row["filename"], str(root / "audio" / row["filename"]), labels=(label,))
-
-
-def _esc50_actions(task, root, *, aliases, annotations_path, vote_threshold: float,
-                   meta="meta/esc50.csv"):
-  """ESC-50 Actions: ESC-50's `meta` (which clips; filename, fold, ...) and audio/, and the
-  annotation file actionvector_one_per_audiofile_sum.csv (filename, fold, target, category, then
-  one column per action: the votes of the clip's listeners, summed). A clip's positive actions are
-  those with at least `vote_threshold` votes; a clip may have none."""
-  del aliases  # the columns are the labels
-  if not annotations_path.is_file():
-    raise SourceError(f"{annotations_path} is absent")
-  with open(annotations_path, newline="") as f:
-    reader = csv.DictReader(f)
-    columns, rows = tuple(reader.fieldnames or ())[4:], list(reader)
-  if columns != task.labels:
-    raise SourceError(f"{annotations_path}: action columns {columns} are not {task.name}'s labels")
-  votes = {row["filename"]: row for row in rows}
-  for row in _csv_rows(root / meta):
-    name = row["filename"]
-    if name not in votes:
-      raise SourceError(f"{annotations_path}: no annotation of {name}")
-    labels = tuple(i for i, action in enumerate(task.labels)
-                   if float(votes[name][action]) >= vote_threshold)
-    yield Item(name, str(root / "audio" / name), labels=labels)
-
-
-def _urbansound8k(task, root, *, aliases, folds=None):
-  """UrbanSound8K: metadata/UrbanSound8K.csv (slice_file_name, fold, class) and audio/fold{k}/."""
-  for row in _csv_rows(root / "metadata" / "UrbanSound8K.csv"):
-    if folds is None or int(row["fold"]) in folds:
-      label = _label_index(task, row["class"], aliases, row["slice_file_name"])
-      path = root / "audio" / f"fold{row['fold']}" / row["slice_file_name"]
-      yield Item(row["slice_file_name"], str(path), labels=(label,))
-
-
-def _fsd50k(task, root, *, aliases, split="eval"):
-  """FSD50K: FSD50K.ground_truth/{split}.csv (fname, labels: comma-separated names) and
-  FSD50K.{split}_audio/{fname}.wav."""
-  for row in _csv_rows(root / "FSD50K.ground_truth" / f"{split}.csv"):
-    labels = tuple(_label_index(task, name, aliases, row["fname"]) for name in row["labels"].split(","))
-    yield Item(row["fname"], str(root / f"FSD50K.{split}_audio" / f"{row['fname']}.wav"), labels=labels)
-
-
-def _audioset(task, root, *, aliases, segments="eval_segments.csv", audio="eval_segments",
-              filename="Y{ytid}.wav"):
-  """AudioSet: a segments CSV as Google publishes it ('# ' comment lines, then YTID,
-  start_seconds, end_seconds, positive_labels: quoted comma-separated mids) and a folder `audio`
-  of the downloaded segments, each named `filename` formatted with its ytid and start (as the
-  PANNs download script names them: Y{ytid}.wav)."""
-  path = root / segments
-  if not path.is_file():
-    raise SourceError(f"{path} is absent")
-  with open(path, newline="") as f:
-    lines = [line for line in f if not line.startswith("#")]
-  for row in csv.reader(lines, skipinitialspace=True):
-    ytid, start, _, mids = row
-    labels = tuple(_label_index(task, mid, aliases, f"{path}: {ytid}") for mid in mids.split(","))
-    name = filename.format(ytid=ytid, start=start)
-    yield Item(name, str(root / audio / name), labels=labels)
-
-
-def _dcase17_task4(task, root, *, aliases, labels="groundtruth_weak_label_evaluation_set.csv",
-                   audio="audio/eval", prefix="Y"):
-  """DCASE 2017 Task 4: the weak-label file (tab-separated: segment file name, start, end, label;
-  one line per label of a segment) and `audio`, the downloaded segments named `prefix` + the
-  file name (the task's download script writes Y{ytid}_{start}_{end}.wav)."""
-  path = root / labels
-  if not path.is_file():
-    raise SourceError(f"{path} is absent")
-  segments = {}  # file name -> label indices, in the file's order
-  with open(path, newline="") as f:
-    for row in csv.reader(f, delimiter="\t"):
-      if row:
-        name, _, _, label = row
-        segments.setdefault(name, []).append(_label_index(task, label, aliases, f"{path}: {name}"))
-  for name, indices in segments.items():
-    yield Item(name, str(root / audio / (prefix + name)), labels=tuple(sorted(set(indices))))
-
-
-def _tut2017(task, root, *, aliases, meta="meta.txt"):
-  """TUT Acoustic Scenes 2017 (evaluation set): `meta` lines 'audio/{name}.wav<TAB>{scene}[<TAB>
-  ...]', paths relative to the root."""
-  path = root / meta
-  if not path.is_file():
-    raise SourceError(f"{path} is absent")
-  with open(path, newline="") as f:
-    for row in csv.reader(f, delimiter="\t"):
-      if row:
-        label = _label_index(task, row[1], aliases, f"{path}: {row[0]}")
-        yield Item(row[0], str(root / row[0]), labels=(label,))
-
-
-# RAVDESS file names: modality-channel-emotion-intensity-statement-repetition-actor.wav.
-_RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
-                     "06": "fearful", "07": "disgust", "08": "surprised"}
-
-
-def _ravdess(task, root, *, aliases, channels=("01",)):
-  """RAVDESS audio-only files (modality 03), Actor_{01..24}/03-{channel}-{emotion}-....wav; vocal
-  channel 01 is speech (the speech emotion task), 02 song."""
-  for path in sorted(root.glob("Actor_*/03-*.wav")):
-    fields = path.stem.split("-")
-    if len(fields) != 7 or fields[2] not in _RAVDESS_EMOTIONS:
-      raise SourceError(f"{path}: not a RAVDESS file name")
-    if fields[1] in channels:
-      label = _label_index(task, _RAVDESS_EMOTIONS[fields[2]], aliases, str(path))
-      yield Item(f"{path.parent.name}/{path.name}", str(path), labels=(label,))
-
-
-def _hear(task, root, *, aliases, folds=None, rate=44100):
-  """A HEAR 2021 task folder (hear-eval-kit's format): per split (fold00, ..., or train/test)
-  '{split}.json' mapping a file name to its labels, and the audio at '{rate}/{split}/{name}'
-  (HEAR ships 16000, 22050, 32000, 44100 and 48000 Hz copies). `folds`: the splits read, by
-  default all (zero-shot trains on none)."""
-  import json  # pylint: disable=g-import-not-at-top
-  names = folds or sorted(p.stem for p in root.glob("*.json") if p.name != "task_metadata.json")
-  if not names:
-    raise SourceError(f"{root}: no HEAR split files ({{split}}.json)")
-  for split in names:
-    path = root / f"{split}.json"
-    if not path.is_file():
-      raise SourceError(f"{path} is absent")
-    for name, labels in sorted(json.loads(path.read_text()).items()):
-      indices = tuple(_label_index(task, str(l), aliases, f"{path}: {name}") for l in labels)
-      yield Item(f"{split}/{name}", str(root / str(rate) / split / name), labels=indices)
-
-
-def _clotho(task, root, *, aliases, captions="clotho_captions_evaluation.csv", audio="evaluation"):
-  """Clotho: a captions CSV (file_name, caption_1..caption_5) and the folder of its audio."""
-  from clap_jax.data import sources as data_sources  # pylint: disable=g-import-not-at-top
-  if not (root / captions).is_file():
-    raise SourceError(f"{root / captions} is absent")
-  yield from data_sources.clotho(root / captions, root / audio)
-
-
-def _fsdd(task, root, *, aliases):
-  """Free Spoken Digit Dataset: {digit}_{speaker}_{take}.wav."""
-  for path in sorted(root.glob("*.wav")):
-    label = _label_index(task, path.name.split("_")[0], aliases, str(path))
-    yield Item(path.name, str(path), labels=(label,))
-
-
-def _class_folders(task, root, *, aliases, extensions=(".wav", ".au", ".flac", ".ogg", ".mp3")):
-  """{root}/{label}/*: one sub-folder per class (e.g. GTZAN's genres/blues/blues.00000.au)."""
-  for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-    label = _label_index(task, folder.name, aliases, str(folder))
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in extensions):
-      yield Item(f"{folder.name}/{path.name}", str(path), labels=(label,))
 
 
 # TFDS ----------------------------------------------------------------------------------------------
@@ -338,7 +169,7 @@ class TfdsSource(Source):
       natives = [self.names[int(value)]]
     if self.outside == "drop" and any(self.aliases.get(n, n) not in self.task.labels for n in natives):
       return None
-    labels = tuple(_label_index(self.task, n, self.aliases, where) for n in natives)
+    labels = tuple(label_index(self.task, n, self.aliases, where) for n in natives)
     audio = np.asarray(example["audio"], np.float32) / self.scale
     return Item(where, (audio,), rate=self.rate, labels=labels)
 
@@ -387,19 +218,27 @@ class ShardSource(Source):
     self.offsets = np.cumsum((0,) + shards.counts)
 
   def local_items(self, process_index, process_count):
-    from clap_jax.data import records  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     for index in range(process_index, len(self.shards.files), process_count):
       path = self.shards.files[index]
-      # A clip's windows are consecutive records named '{clip}#{k}'.
-      for clip_id, group in itertools.groupby(enumerate(records.read_shard(path)), key=lambda r: r[1][0]):
-        windows = list(group)
-        position, (_, _, labels, captions) = windows[0]
-        if any(not 0 <= l < len(self.task.labels) for l in labels):
-          raise SourceError(f"{path}: {clip_id} has labels {labels}, {self.task.name} has "
-                            f"{len(self.task.labels)}")
-        pieces = tuple(audio for _, (_, audio, _, _) in windows)
-        yield int(self.offsets[index]) + position, Item(
-            clip_id, pieces, rate=self.shards.sample_rate, labels=labels, captions=captions)
+      try:
+        yield from self._shard_items(index, path)
+      except tf.errors.DataLossError as e:  # a truncated or corrupted shard
+        message = re.sub(r"\{\{.*?\}\}\s*", "", e.message)  # less TF's op context
+        raise SourceError(f"{path}: {message}") from None
+
+  def _shard_items(self, index: int, path: str):
+    from clap_jax.data import records  # pylint: disable=g-import-not-at-top
+    # A clip's windows are consecutive records named '{clip}#{k}'.
+    for clip_id, group in itertools.groupby(enumerate(records.read_shard(path)), key=lambda r: r[1][0]):
+      windows = list(group)
+      position, (_, _, labels, captions) = windows[0]
+      if any(not 0 <= l < len(self.task.labels) for l in labels):
+        raise SourceError(f"{path}: {clip_id} has labels {labels}, {self.task.name} has "
+                          f"{len(self.task.labels)}")
+      pieces = tuple(audio for _, (_, audio, _, _) in windows)
+      yield int(self.offsets[index]) + position, Item(
+          clip_id, pieces, rate=self.shards.sample_rate, labels=labels, captions=captions)
 
 
 def _shards(task: Task, data_dir: str, *, pattern: str):

@@ -9,7 +9,7 @@ paper, the 2022 paper (Elizalde et al., arXiv 2206.04769, Sec. 3.3), HEAR (the b
 protocol the paper follows for its HEAR tasks, hearbenchmark.com), an msclap example, or "ours" with
 the reason. A task's `source` is where its data is looked for by default (paths relative to the
 config's `data_dir`); the config may override any field of it (clap_jax/eval/sources.py reads it,
-and each folder layout's docstring there gives the files it expects).
+and each folder layout's docstring in clap_jax/eval/layouts.py gives the files it expects).
 """
 import csv
 import dataclasses
@@ -92,11 +92,6 @@ def _words(text: str) -> tuple[str, ...]:
   return tuple(text.split())
 
 
-def _shards(name: str) -> dict:
-  """Tasks without a public download or TFDS builder are read from launch/make_shards.py output."""
-  return {"kind": "shards", "pattern": f"shards/{name}/*.tfrecord"}
-
-
 def _hear(task_folder: str) -> dict:
   """A HEAR 2021 task, in the folder layout its release unpacks to."""
   return {"kind": "folder", "layout": "hear", "root": f"hear-2021.0.6/tasks/{task_folder}"}
@@ -148,6 +143,13 @@ FSD50K_LABELS = _words("""
 
 _DIGITS = _words("zero one two three four five six seven eight nine")
 _NSYNTH = {"kind": "tfds", "name": "nsynth", "split": "test"}
+# AudioCaps: the CSVs of cdjkim/audiocaps (dataset/) and the downloaded clips, beside them.
+_AUDIOCAPS = {"kind": "folder", "layout": "audiocaps", "root": "audiocaps", "captions": "test.csv",
+              "audio": "test", "audio_name": "{youtube_id}.wav"}
+# VocalSound's labels are AudioSet mids (class_labels_indices_vs.csv; the same mids name these
+# classes in AudioSet's class_labels_indices.csv).
+VOCALSOUND_MIDS = {"/m/01j3sz": "laughter", "/m/07plz5l": "sigh", "/m/01b_21": "cough",
+                   "/m/0dl9sf8": "throat_clearing", "/m/01hsr_": "sneeze", "/m/07ppn3j": "sniff"}
 _ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
 
 
@@ -193,7 +195,9 @@ _TASKS = [
         "Train horn", "Air horn, truck horn", "Car alarm", "Reversing beeps", "Ambulance (siren)",
         "Police car (siren)", "Fire engine, fire truck (siren)", "Civil defense siren", "Screaming",
         "Bicycle", "Skateboard", "Car", "Car passing by", "Bus", "Truck", "Motorcycle", "Train"),
-         {"kind": "folder", "layout": "dcase17_task4", "root": "dcase2017_task4"}, metric="F1",
+         {"kind": "folder", "layout": "dcase17_task4", "root": "dcase2017_task4",
+          "labels": "groundtruth_release/groundtruth_weak_label_evaluation_set.csv",
+          "audio": "audio/eval"}, metric="F1",
          paper_rows=("DCASE17 Task 4",), provenance=_provenance(
              "DCASE 2017 Task 4 evaluation set, weak (clip) labels",
              "DCASE 2017 Task 4's 17 classes",
@@ -210,15 +214,19 @@ _TASKS = [
              "AudioSet class_labels_indices.csv (527)", "paper: mAP")),
     # Vocal sound, surveillance, action, scene
     Task("vocalsound", "Vocal Sound", "Vocal Sound Classification", SINGLE_LABEL, _words(
-        "laughter sigh cough throat_clearing sneeze sniff"), _shards("vocalsound"),
+        "laughter sigh cough throat_clearing sneeze sniff"),
+         {"kind": "folder", "layout": "vocalsound", "root": "vs_release_16k",
+          "datafile": "datafiles/te.json", "audio": "audio_16k", "aliases": VOCALSOUND_MIDS},
          paper_rows=("Vocal Sound",), provenance=_provenance(
-             "VocalSound test split, from launch/make_shards.py", "VocalSound's 6 classes",
+             "VocalSound test split (datafiles/te.json, speaker-disjoint)", "VocalSound's 6 classes",
              "paper: accuracy")),
     Task("sesa", "SESA", "Surveillance Sound Classification", SINGLE_LABEL, _words(
-        "casual gunshot explosion alarm_siren"), _shards("sesa"), paper_rows=("SESA",),
-         provenance=_provenance("SESA test set, from launch/make_shards.py", "SESA's 4 classes",
-                                "paper: accuracy"),
-         note="'casual' is SESA's 'casual (not a threat)'"),
+        "casual gunshot explosion alarm_siren"),
+         {"kind": "folder", "layout": "sesa", "root": "SESA", "split": "test",
+          "aliases": {"siren": "alarm_siren"}}, paper_rows=("SESA",),
+         provenance=_provenance("SESA test set (105 clips)", "SESA's 4 classes", "paper: accuracy"),
+         note="'casual' is SESA's 'casual (not a threat)'; its files name class 3 'siren' (with "
+              "alarms)"),
     Task("esc50_actions", "ESC50 Actions", "Action Classification", MULTI_LABEL, ESC50_ACTIONS,
          {"kind": "folder", "layout": "esc50_actions", "root": "ESC-50-master",
           "meta": "meta/esc50.csv",
@@ -236,7 +244,8 @@ _TASKS = [
     Task("tut2017", "TUT2017", "Acoustic Scene Classification", SINGLE_LABEL, _words(
         "beach bus cafe/restaurant car city_center forest_path grocery_store home library "
         "metro_station office park residential_area train tram"),
-         {"kind": "folder", "layout": "tut2017", "root": "TUT-acoustic-scenes-2017-evaluation"},
+         {"kind": "folder", "layout": "tut2017", "root": "TUT-acoustic-scenes-2017-evaluation",
+          "meta": "evaluation_setup/evaluate.txt"},
          paper_rows=("TUT 2017",), provenance=_provenance(
              "TUT Acoustic Scenes 2017 evaluation set",
              "TUT 2017's 15 scenes", "paper: accuracy")),
@@ -315,14 +324,15 @@ _TASKS = [
              "HEAR: 10 words, silence and unknown (12)", "paper: accuracy",
              f"{PAPER_2022}: the bare keyword")),
     Task("libricount", "LibriCount10", "Speaker Counting", SINGLE_LABEL,
-         tuple(str(n) for n in range(11)), _shards("libricount"),
+         tuple(str(n) for n in range(11)),
+         {"kind": "folder", "layout": "libricount", "root": "LibriCount10-0dB", "split": "test"},
          templates=("{} persons speaking",), paper_rows=("LibriCount10",), provenance=_provenance(
-             "LibriCount test set, from launch/make_shards.py", "0-10 speakers",
+             "LibriCount10-0dB (its one set, test/: 5720 clips)", "0-10 speakers",
              "paper: accuracy", PAPER_2022)),
     # Retrieval: each dataset is two of the paper's tasks (audio-to-text, text-to-audio).
-    Task("audiocaps", "AudioCaps", "Retrieval", RETRIEVAL, (), _shards("audiocaps"),
+    Task("audiocaps", "AudioCaps", "Retrieval", RETRIEVAL, (), _AUDIOCAPS,
          paper_rows=("AudioCaps audio-to-text", "AudioCaps text-to-audio"), provenance=_provenance(
-             "AudioCaps test split, from launch/make_shards.py", "none", "paper: R@1 and mAP@10",
+             "AudioCaps test split (test.csv, 5 captions a clip), the clips still obtainable", "none", "paper: R@1 and mAP@10",
              NO_PROMPTS)),
     Task("clotho", "Clotho", "Retrieval", RETRIEVAL, (),
          {"kind": "folder", "layout": "clotho", "root": "clotho",
@@ -332,9 +342,9 @@ _TASKS = [
              NO_PROMPTS)),
     # Captioning (clap_jax.eval.captioning): each clip's caption against its 5 references.
     Task("audiocaps_captioning", "AudioCaps", "Audio Captioning", CAPTIONING, (),
-         _shards("audiocaps"), paper_rows=("AudioCaps captioning",), provenance=_provenance(
+         _AUDIOCAPS, paper_rows=("AudioCaps captioning",), provenance=_provenance(
              "AudioCaps test split", "none", "paper: SPIDEr", NO_PROMPTS),
-         note="the test split's shards, as the retrieval task reads them"),
+         note="the test split, as the retrieval task reads it"),
     Task("clotho_captioning", "Clotho", "Audio Captioning", CAPTIONING, (),
          {"kind": "folder", "layout": "clotho", "root": "clotho",
           "captions": "clotho_captions_evaluation.csv", "audio": "evaluation"},

@@ -26,7 +26,9 @@ cover the other clips. A task none of whose clips can be used is reported as ski
 Exactly once: every process reads its own share of each task's clips; all processes step together
 (one that has run out feeds fully masked batches); embeddings, keys and masks are gathered from
 the global arrays, so every process ends with every clip, and each clip is checked to have been
-seen exactly as many times as it has windows.
+seen exactly as many times as it has windows. A task whose data is absent or malformed in any
+process's copy, found when it is opened or mid-run, is skipped by every process with one reason
+(naming the process where they differ), so that no process waits for another in a collective.
 """
 import dataclasses
 import itertools
@@ -162,16 +164,27 @@ class ZeroShotEvaluator:
     variables = self._place(variables)
     results = {}
     for task in self.tasks:
+      source, reason = self._open(task)
+      # Every process skips the same tasks (or one would wait forever in a collective for the
+      # others): data absent or malformed in any process's copy skips the task in all.
+      reason = multihost.common_reason(reason)
+      if reason is not None:
+        results[task.name] = TaskResult(task, skipped=reason)
+        continue
       try:
-        source = sources_lib.open_source(task, self.sources.get(task.name), self.data_dir)
-      except sources_lib.MissingData as e:
+        results[task.name] = self._evaluate_task(variables, task, source)
+      except _GivenUp as e:  # malformed data met mid-run, by any process
         results[task.name] = TaskResult(task, skipped=str(e))
-        continue
-      except sources_lib.SourceError as e:  # present but malformed: said, not a crash mid-run
-        results[task.name] = TaskResult(task, skipped=f"malformed data: {e}")
-        continue
-      results[task.name] = self._evaluate_task(variables, task, source)
     return results
+
+  def _open(self, task: Task) -> tuple[sources_lib.Source | None, str | None]:
+    """-> (the task's source, None), or (None, why this process cannot read it)."""
+    try:
+      return sources_lib.open_source(task, self.sources.get(task.name), self.data_dir), None
+    except sources_lib.MissingData as e:
+      return None, str(e)
+    except sources_lib.SourceError as e:  # present but malformed: said, not a crash mid-run
+      return None, f"malformed data: {e}"
 
   def _place(self, variables):
     """Host arrays -> replicated global arrays, once (not on every jitted call)."""
@@ -187,11 +200,16 @@ class ZeroShotEvaluator:
   # One task --------------------------------------------------------------------------------------
 
   def _evaluate_task(self, variables, task: Task, source: sources_lib.Source) -> TaskResult:
-    clips, unusable = self._audio_pass(variables, task, source)
-    if clips is None:
-      return TaskResult(task, skipped=f"none of its {len(unusable)} clips could be used, e.g. "
-                        f"{unusable[0]}", unusable=unusable)
-    result = self._score(variables, task, clips)
+    # A SourceError here is about the gathered clips (the audio pass turns its own into _GivenUp):
+    # every process reaches it alike.
+    try:
+      clips, unusable = self._audio_pass(variables, task, source)
+      if clips is None:
+        return TaskResult(task, skipped=f"none of its {len(unusable)} clips could be used, e.g. "
+                          f"{unusable[0]}", unusable=unusable)
+      result = self._score(variables, task, clips)
+    except sources_lib.SourceError as e:
+      raise _GivenUp(f"malformed data: {e}") from None
     result.unusable = unusable
     return result
 
@@ -272,20 +290,32 @@ class ZeroShotEvaluator:
     def place(batch):
       return None if batch is None else {k: multihost.local_to_global(v, self._batch_sharding)
                                          for k, v in batch.items()}
+    steps = batching.ahead((place(b) for b in itertools.chain(batches, itertools.repeat(None))),
+                           _BATCHES_AHEAD)
     pending = None
-    for step in batching.ahead((place(b) for b in itertools.chain(batches, itertools.repeat(None))),
-                       _BATCHES_AHEAD):
-      if not multihost.any_process(step is not None):
-        break
-      step = place(rows.empty()) if step is None else step
-      step["embedding"] = self._encode_audio(variables, step.pop("audio"))
-      # Gather the previous step while this one runs, so the devices never wait for the host.
+    try:
+      while True:
+        try:
+          step, error = next(steps), None
+        except sources_lib.SourceError as e:  # this process's share of the data is malformed
+          step, error = None, f"malformed data: {e}"
+        # All processes stop together: when every one has run out, or when any one has failed.
+        more, failed = multihost.gather_flags([step is not None, error is not None]).any(axis=0)
+        if failed:
+          raise _GivenUp(multihost.common_reason(error))
+        if not more:
+          break
+        step = place(rows.empty()) if step is None else step
+        step["embedding"] = self._encode_audio(variables, step.pop("audio"))
+        # Gather the previous step while this one runs, so the devices never wait for the host.
+        if pending is not None:
+          bar.update(clips.add(multihost_utils.process_allgather(pending, tiled=True)))
+        pending = step
       if pending is not None:
         bar.update(clips.add(multihost_utils.process_allgather(pending, tiled=True)))
-      pending = step
-    if pending is not None:
-      bar.update(clips.add(multihost_utils.process_allgather(pending, tiled=True)))
-    bar.close()
+    finally:
+      steps.close()
+      bar.close()
     unusable = multihost.gather_strings(unusable)  # complete: the loop above ran the loader to its end
     if not clips.sums and unusable:
       return None, unusable
@@ -310,6 +340,10 @@ class ZeroShotEvaluator:
       except audio_lib.AudioError as e:
         return key, item, e
     return batching.bounded_map(load, items, self.workers)
+
+
+class _GivenUp(Exception):
+  """A task every process gives up, mid-run, for the same reason (its message)."""
 
 
 def _logit_scale(variables) -> float:
