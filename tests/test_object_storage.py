@@ -9,7 +9,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from clap_jax import data, sharding, text, weights
+from clap_jax import data, embed, sharding, text, weights
 from clap_jax.data import records, sources, writer
 from clap_jax.eval import report, zeroshot
 from clap_jax.models.clap import CLAP
@@ -27,6 +27,10 @@ def _fsdd_items(root, takes, broken=None):
            for path in sorted(root.glob("*_jackson_*.wav")) if int(path.stem.split("_")[2]) in takes]
   return items + ([sources.Item(item_id="broken", audio=str(broken), captions=("noise",))]
                   if broken else [])
+
+
+def planned_ids(out_dir) -> set[str]:
+  return {i for shard in records.read_json(f"{out_dir}/fsdd-plan.json")["shards"] for i in shard}
 
 
 def test_shards_train_and_evaluate_on_ram(shared_data, tmp_path, monkeypatch):
@@ -54,6 +58,8 @@ def test_shards_train_and_evaluate_on_ram(shared_data, tmp_path, monkeypatch):
   batch = next(data.train_batches(train_pattern, batch_size=4, clip_samples=16000, seed=0,
                                   process_index=0, process_count=1))
   assert batch["audio"].shape == (4, 16000) and np.abs(batch["audio"]).max() > 0
+  _, clip = next(embed.shard_collection(train_pattern).local_items(0, 1))
+  assert clip.rate == 16000 and clip.item_id in planned_ids(f"{ram}/shards/train")
 
   local = tmp_path / "checkpoints"
   directory = checkpoint._directory  # pylint: disable=protected-access
