@@ -40,7 +40,7 @@ def is_url(path: str | os.PathLike) -> bool:
 
 def glob(pattern: str | os.PathLike) -> list[str]:
   """The files matching `pattern`, sorted: tf.io.gfile's matches for a URL; for a local path,
-  Python's (hidden files left out, a relative pattern giving relative paths, as before URLs)."""
+  Python's glob's, whose matches tf.io.gfile's would change (hidden files, './' prefixes)."""
   pattern = os.fspath(pattern)
   return sorted(tf.io.gfile.glob(pattern) if is_url(pattern) else glob_lib.glob(pattern))
 
@@ -106,11 +106,11 @@ def write_json(path: str | os.PathLike, value) -> None:
   write_text(path, json.dumps(value, indent=1, sort_keys=True))
 
 
-def write_text(path: str | os.PathLike, content: str | bytes) -> None:
+def write_text(path: str | os.PathLike, content: str) -> None:
   """Writes `content` under a temporary name and renames it (atomic on a local disk; on object
   storage the rename is a copy, and the object appears whole when it is complete anyway)."""
   tmp = os.fspath(path) + ".partial"
-  with tf.io.gfile.GFile(tmp, "wb" if isinstance(content, bytes) else "w") as f:
+  with tf.io.gfile.GFile(tmp, "w") as f:
     f.write(content)
   tf.io.gfile.rename(tmp, os.fspath(path), overwrite=True)
 
