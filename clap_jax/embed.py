@@ -15,7 +15,6 @@ A clip's embedding is the mean of its windows' embeddings, as `ClapEncoder.audio
 computes it.
 """
 import dataclasses
-import glob
 import itertools
 import json
 import os
@@ -71,7 +70,9 @@ class ShardCollection(Source):
 
 
 def shard_collection(pattern: str) -> ShardCollection:
-  if not glob.glob(pattern):
+  """The shards matching `pattern`, local or on object storage (gs://...)."""
+  from clap_jax.data import records  # pylint: disable=g-import-not-at-top (TensorFlow)
+  if not records.glob(pattern):
     raise FileNotFoundError(f"no shard matches {pattern}")
   return ShardCollection(pattern)
 

@@ -8,7 +8,8 @@ A checkpoint is any of:
                            for the model config if that has the file's structure, else for the
                            official config of the file's version (in the given config's dtype)
   a converted folder       written by `clap_jax.convert.save_variables`; brings its model config
-  a training workdir       its latest checkpoint (the model's arrays only); brings its model config
+  a training workdir       its latest checkpoint (the model's arrays only); brings its model config;
+                           also on object storage (gs://...), where it is the one kind read
 Variables are host numpy arrays {'params', 'batch_stats'}.
 """
 import hashlib
@@ -38,6 +39,9 @@ def load(checkpoint: str | os.PathLike | None, model_config: ml_collections.Conf
     checkpoint = _download(version)
   if str(checkpoint) == "random":
     return model_config, random_variables(model_config, seed)
+  if "://" in str(checkpoint):  # pathlib would fold gs://b into gs:/b; orbax reads the URL
+    from clap_jax.train import checkpoint as train_checkpoint  # pylint: disable=g-import-not-at-top
+    return train_checkpoint.load_inference_variables(str(checkpoint))
   path = pathlib.Path(checkpoint)
   if path.is_file():
     return (_cached_conversion if cache else _convert_file)(path, model_config)

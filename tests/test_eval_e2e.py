@@ -184,7 +184,7 @@ def test_per_class_ap_chart(tmp_path):
   result = evaluator.TaskResult(task, {"mAP": metrics.mean_average_precision(targets, scores)},
                                 num_items=30, scores=scores, targets=targets)
   path = report.plot(result, tmp_path)
-  assert path.name == "nsynth_qualities_ap.png" and matplotlib.image.imread(path).shape[0] > 200
+  assert path == str(tmp_path / "nsynth_qualities_ap.png") and matplotlib.image.imread(path).shape[0] > 200
 
 
 def test_launch_eval_on_a_converted_folder(shared_data, tmp_path):

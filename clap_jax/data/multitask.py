@@ -12,7 +12,6 @@ opened at its own position. `tf.data.Dataset.sample_from_datasets` could not do 
 come from a stateful seed, so a restart would have to replay (read and decode) every example.
 """
 import dataclasses
-import json
 from typing import Iterator, Literal, Sequence
 
 import numpy as np
@@ -179,7 +178,7 @@ def _task_shards(task: TaskSource) -> ShardSet:
     raise ValueError(f"task {task.name!r}: its shards carry no labels")
   # The summaries know the largest label; a class past the head would be silently dropped.
   summaries = {records.summary_of_shard(f) for f in shards.files}
-  num_classes = max(json.loads(p.read_text())["num_classes"] for p in summaries)
+  num_classes = max(records.read_json(p)["num_classes"] for p in summaries)
   if num_classes > task.num_labels:
     raise ValueError(f"task {task.name!r}: its shards have labels up to {num_classes - 1}, "
                      f"past num_labels={task.num_labels}")

@@ -16,8 +16,6 @@ Task-balanced sampling over several shard sets (`multitask.multitask_batches`) s
 `train_examples`: one such stream per task, each opened at its own position.
 """
 import dataclasses
-import glob
-import json
 import math
 import os
 from typing import Iterator, Literal, Sequence
@@ -45,18 +43,19 @@ class ShardSet:
 
   @classmethod
   def find(cls, pattern_or_files: str | Sequence[str]) -> "ShardSet":
-    """Shards matching a glob pattern (or a list of files/patterns), described by their summaries."""
+    """Shards matching a glob pattern (or a list of files/patterns, local or gs://...), described
+    by their summaries."""
     patterns = [pattern_or_files] if isinstance(pattern_or_files, (str, os.PathLike)) else pattern_or_files
-    files = sorted({f for p in patterns for f in glob.glob(os.fspath(p))})
+    files = sorted({f for p in patterns for f in records.glob(p)})
     if not files:
       raise FileNotFoundError(f"no shard matches {pattern_or_files!r}")
     summaries = {}
     for f in files:
       path = records.summary_of_shard(f)
       if path not in summaries:
-        if not path.exists():
+        if not tf.io.gfile.exists(path):
           raise FileNotFoundError(f"{f}: its summary {path} is missing (written last by make_shards)")
-        summaries[path] = json.loads(path.read_text())
+        summaries[path] = records.read_json(path)
     for key in ("sample_rate", "context_length"):
       values = {s[key] for s in summaries.values()}
       if len(values) > 1:

@@ -11,10 +11,13 @@ Each record is a `tf.train.Example`:
   labels          int64[] class indices (possibly none)
   task            bytes   task name ('' when none)
   example_id      bytes   stable id: the item id, with '#k' for the k-th window of a long clip
+
+Paths are strings handled by tf.io.gfile, so a shard set can live on object storage (gs://...) as
+well as on a local disk; pathlib would fold 'gs://b' into 'gs:/b'.
 """
+import glob as glob_lib
 import json
 import os
-import pathlib
 import re
 from typing import Iterator
 
@@ -30,21 +33,33 @@ def shard_name(prefix: str, index: int, count: int) -> str:
   return f"{prefix}-{index:05d}-of-{count:05d}.tfrecord"
 
 
-def summary_path(out_dir: str | os.PathLike, prefix: str) -> pathlib.Path:
-  return pathlib.Path(out_dir) / f"{prefix}-summary.json"
+def is_url(path: str | os.PathLike) -> bool:
+  """Whether `path` names a file system of tf.io.gfile's (gs://, ram://), not a local path."""
+  return "://" in os.fspath(path)
 
 
-def rejects_path(out_dir: str | os.PathLike, prefix: str) -> pathlib.Path:
-  return pathlib.Path(out_dir) / f"{prefix}-rejects.jsonl"
+def glob(pattern: str | os.PathLike) -> list[str]:
+  """The files matching `pattern`, sorted: tf.io.gfile's matches for a URL; for a local path,
+  Python's glob's, whose matches tf.io.gfile's would change (hidden files, './' prefixes)."""
+  pattern = os.fspath(pattern)
+  return sorted(tf.io.gfile.glob(pattern) if is_url(pattern) else glob_lib.glob(pattern))
 
 
-def summary_of_shard(path: str | os.PathLike) -> pathlib.Path:
+def summary_path(out_dir: str | os.PathLike, prefix: str) -> str:
+  return os.path.join(out_dir, f"{prefix}-summary.json")
+
+
+def rejects_path(out_dir: str | os.PathLike, prefix: str) -> str:
+  return os.path.join(out_dir, f"{prefix}-rejects.jsonl")
+
+
+def summary_of_shard(path: str | os.PathLike) -> str:
   """The summary file that describes shard `path`."""
-  path = pathlib.Path(path)
-  match = _SHARD_RE.match(path.name)
+  folder, name = os.path.split(os.fspath(path))
+  match = _SHARD_RE.match(name)
   if match is None:
     raise ValueError(f"{path}: not a shard name ({{prefix}}-00000-of-00001.tfrecord)")
-  return summary_path(path.parent, match["prefix"])
+  return summary_path(folder, match["prefix"])
 
 
 def to_pcm16(waveform: np.ndarray) -> np.ndarray:
@@ -88,10 +103,21 @@ PARSE_SPEC = dict(
 
 def write_json(path: str | os.PathLike, value) -> None:
   """Writes JSON under a temporary name and renames it, so a reader never sees half a file."""
-  path = pathlib.Path(path)
-  tmp = path.with_name(path.name + ".partial")
-  tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
-  os.replace(tmp, path)
+  write_text(path, json.dumps(value, indent=1, sort_keys=True))
+
+
+def write_text(path: str | os.PathLike, content: str) -> None:
+  """Writes `content` under a temporary name and renames it (atomic on a local disk; on object
+  storage the rename is a copy, and the object appears whole when it is complete anyway)."""
+  tmp = os.fspath(path) + ".partial"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(content)
+  tf.io.gfile.rename(tmp, os.fspath(path), overwrite=True)
+
+
+def read_json(path: str | os.PathLike):
+  with tf.io.gfile.GFile(os.fspath(path)) as f:
+    return json.load(f)
 
 
 def read_shard(path: str) -> Iterator[tuple[str, np.ndarray, tuple[int, ...], tuple[str, ...]]]:

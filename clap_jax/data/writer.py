@@ -6,6 +6,8 @@ re-run follows it, so an item belongs to exactly one shard whatever happens. Eac
 under a temporary name by one worker process and renamed when complete; a re-run skips every shard
 that exists. Unusable items are rejected with a reason, never dropped silently: per shard,
 accepted + rejected = planned, and the summary's shard counts are the examples written.
+
+`out_dir` may be on object storage (gs://...): every file goes through tf.io.gfile.
 """
 import collections
 import contextlib
@@ -15,7 +17,6 @@ import json
 import math
 import multiprocessing
 import os
-import pathlib
 import time
 import zlib
 from typing import Iterable, Literal
@@ -69,27 +70,35 @@ def write_shards(items: Iterable[Item], out_dir: str | os.PathLike, config: Writ
   """
   if not 0 <= task_index < num_tasks:
     raise ValueError(f"task_index {task_index}: need 0 <= task_index < num_tasks ({num_tasks})")
-  out_dir = pathlib.Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
+  out_dir = os.fspath(out_dir)
+  tf.io.gfile.makedirs(out_dir)
   items = list(items)
   # Spawned, not forked: a fork of a process already running TF or JAX threads can deadlock.
   pool = multiprocessing.get_context("spawn").Pool(num_workers) if num_workers > 0 else None
   with pool or contextlib.nullcontext():
     plan = _load_or_make_plan(items, out_dir, config, pool)
     count = len(plan)
-    for stale in out_dir.glob(f"{config.prefix}-*.partial"):
-      stale.unlink()  # a shard interrupted mid-write: it will be written again from the start
+    for stale in records.glob(os.path.join(out_dir, f"{config.prefix}-*.partial")):
+      tf.io.gfile.remove(stale)  # a shard interrupted mid-write: it will be written again from the start
     own = [i for i in range(count) if i % num_tasks == task_index]
     todo = [(out_dir, config, i, count, plan[i]) for i in own
-            if not (out_dir / records.shard_name(config.prefix, i, count)).exists()]
+            if not tf.io.gfile.exists(_shard_path(out_dir, config, i, count))]
     bar = tqdm.tqdm(total=len(own), initial=len(own) - len(todo), unit="shard",
                     disable=not progress)
     results = pool.imap_unordered(_write_shard, todo) if pool else map(_write_shard, todo)
     for _ in results:
       bar.update()
     bar.close()
-  done = all((out_dir / records.shard_name(config.prefix, i, count)).exists() for i in range(count))
+  done = all(tf.io.gfile.exists(_shard_path(out_dir, config, i, count)) for i in range(count))
   return _summarise(out_dir, config, plan) if done else None
+
+
+def _shard_path(out_dir: str, config: WriterConfig, index: int, count: int) -> str:
+  return os.path.join(out_dir, records.shard_name(config.prefix, index, count))
+
+
+def _part_path(out_dir: str, config: WriterConfig, index: int) -> str:
+  return os.path.join(out_dir, f"{config.prefix}-parts", f"{index:05d}.json")
 
 
 def encode_item(item: Item, config: WriterConfig, tokenizer) -> tuple[list[bytes], int, int]:
@@ -123,10 +132,10 @@ def _load_or_make_plan(items, out_dir, config, pool) -> list[list[Item]]:
   repeated = [i for i, n in collections.Counter(ids).items() if n > 1]
   if repeated:
     raise ValueError(f"item ids must be unique; repeated: {repeated[:5]}")
-  path = out_dir / f"{config.prefix}-plan.json"
+  path = os.path.join(out_dir, f"{config.prefix}-plan.json")
   by_id = dict(zip(ids, items))
-  if path.exists():
-    saved = json.loads(path.read_text())
+  if tf.io.gfile.exists(path):
+    saved = records.read_json(path)
     if saved["config"] != dataclasses.asdict(config):
       raise ValueError(f"{path}: written with another config {saved['config']}; "
                        f"use a new output folder or prefix")
@@ -174,13 +183,13 @@ def _tokenizer(name: str):
 def _write_shard(job) -> None:
   """Writes shard `index` and its part file; the shard's rename is last, marking it complete."""
   out_dir, config, index, count, items = job
-  final = out_dir / records.shard_name(config.prefix, index, count)
-  tmp = final.with_name(final.name + ".partial")
+  final = _shard_path(out_dir, config, index, count)
+  tmp = final + ".partial"
   tokenizer = _tokenizer(config.tokenizer)
-  part = dict(shard=final.name, examples=0, accepted=[], rejects=[], source_samples=0,
+  part = dict(shard=os.path.basename(final), examples=0, accepted=[], rejects=[], source_samples=0,
               stored_samples=0, max_captions=0, tasks=[], labelled=0, max_label=-1)
   start = time.time()
-  with tf.io.TFRecordWriter(str(tmp)) as writer:
+  with tf.io.TFRecordWriter(tmp) as writer:
     for item in items:
       try:
         examples, source_samples, stored_samples = encode_item(item, config, tokenizer)
@@ -199,24 +208,23 @@ def _write_shard(job) -> None:
       if item.task and item.task not in part["tasks"]:
         part["tasks"].append(item.task)
   part["write_seconds"] = time.time() - start
-  parts = out_dir / f"{config.prefix}-parts"
-  parts.mkdir(exist_ok=True)
-  records.write_json(parts / f"{index:05d}.json", part)
-  os.replace(tmp, final)
+  part_path = _part_path(out_dir, config, index)
+  tf.io.gfile.makedirs(os.path.dirname(part_path))
+  records.write_json(part_path, part)
+  tf.io.gfile.rename(tmp, final, overwrite=True)
 
 
 def _summarise(out_dir, config, plan) -> dict:
   """Gathers the part files into the summary and the rejects file, checking nothing was lost."""
   count = len(plan)
-  parts = [json.loads((out_dir / f"{config.prefix}-parts" / f"{i:05d}.json").read_text())
-           for i in range(count)]
+  parts = [records.read_json(_part_path(out_dir, config, i)) for i in range(count)]
   for shard, part in zip(plan, parts):
     seen = set(part["accepted"]) | {r["item_id"] for r in part["rejects"]}
     if seen != {item.item_id for item in shard}:
       raise RuntimeError(f"{part['shard']}: accepted + rejected items differ from the plan")
   rejects = [r for part in parts for r in part["rejects"]]
-  with open(records.rejects_path(out_dir, config.prefix), "w") as f:
-    f.writelines(json.dumps(r) + "\n" for r in rejects)
+  with tf.io.gfile.GFile(records.rejects_path(out_dir, config.prefix), "w") as f:
+    f.write("".join(json.dumps(r) + "\n" for r in rejects))
   summary = dict(
       format=records.FORMAT_VERSION,
       config=dataclasses.asdict(config),

@@ -14,17 +14,18 @@ of the clips on its own devices; the captions are gathered and every process sco
 import dataclasses
 import json
 import os
-import pathlib
 from collections.abc import Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import tensorflow as tf
 import tqdm
 
 from clap_jax import audio as audio_lib
 from clap_jax import caption
+from clap_jax.data import records
 from clap_jax.eval import caption_metrics, multihost, sources as sources_lib
 from clap_jax.eval import tasks as tasks_lib
 from clap_jax.eval.tasks import CAPTIONING, Task
@@ -185,16 +186,15 @@ class CaptioningEvaluator:
 def write(results: Mapping[str, CaptioningResult], out_dir: str | os.PathLike, *,
           model_name: str) -> dict:
   """results.json, results.md and captions.jsonl (one line per clip) into `out_dir`; returns
-  the JSON content."""
-  out_dir = pathlib.Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
+  the JSON content. `out_dir` may be on object storage (gs://...): tf.io.gfile writes."""
+  out_dir = os.fspath(out_dir)
+  tf.io.gfile.makedirs(out_dir)
   content = to_json(results, model_name)
-  (out_dir / "results.json").write_text(json.dumps(content, indent=1))
-  (out_dir / "results.md").write_text(markdown(results, model_name))
-  with open(out_dir / CAPTIONS_FILE, "w") as f:
-    for name, result in results.items():
-      for record in result.captions:
-        f.write(json.dumps({"task": name, **record}) + "\n")
+  records.write_text(os.path.join(out_dir, "results.json"), json.dumps(content, indent=1))
+  records.write_text(os.path.join(out_dir, "results.md"), markdown(results, model_name))
+  records.write_text(os.path.join(out_dir, CAPTIONS_FILE), "".join(
+      json.dumps({"task": name, **record}) + "\n"
+      for name, result in results.items() for record in result.captions))
   return content
 
 

@@ -1,14 +1,15 @@
 """Writing evaluation results: results.json, a markdown table laid out like the paper's, our
 numbers beside the paper's Table 2 with the Zero-Shot score (clap_jax.eval.paper) and its plot
 (paper.png), and per task a confusion matrix (single-label), a per-class AP chart (multi-label)
-or recall bars (retrieval)."""
+or recall bars (retrieval). `out_dir` may be on object storage (gs://...): tf.io.gfile writes."""
 import json
 import os
-import pathlib
 from collections.abc import Mapping
 
 import numpy as np
+import tensorflow as tf
 
+from clap_jax.data import records
 from clap_jax.eval import metrics, paper
 from clap_jax.eval.zeroshot import TaskResult
 from clap_jax.eval.tasks import MULTI_LABEL, RETRIEVAL, SINGLE_LABEL, Task
@@ -24,15 +25,15 @@ def _headline(task: Task) -> tuple[str, ...]:
 
 def write(results: Mapping[str, TaskResult], out_dir: str | os.PathLike, *, model_name: str) -> dict:
   """Writes results.json, results.md and the plots into `out_dir`; returns the JSON content."""
-  out_dir = pathlib.Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
+  out_dir = os.fspath(out_dir)
+  tf.io.gfile.makedirs(out_dir)
   content = to_json(results, model_name)
-  (out_dir / "results.json").write_text(json.dumps(content, indent=1))
-  (out_dir / "results.md").write_text(markdown(results, model_name))
+  records.write_text(os.path.join(out_dir, "results.json"), json.dumps(content, indent=1))
+  records.write_text(os.path.join(out_dir, "results.md"), markdown(results, model_name))
   for result in results.values():
     if result.skipped is None:
       plot(result, out_dir)
-  plot_paper(paper.comparison(results), out_dir / "paper.png", model_name=model_name)
+  plot_paper(paper.comparison(results), os.path.join(out_dir, "paper.png"), model_name=model_name)
   return content
 
 
@@ -112,7 +113,7 @@ def paper_markdown(rows: list[dict], model_name: str) -> list[str]:
   return lines
 
 
-def plot_paper(rows: list[dict], path: pathlib.Path, *, model_name: str) -> pathlib.Path:
+def plot_paper(rows: list[dict], path: str | os.PathLike, *, model_name: str) -> str:
   """Horizontal bars per Table 2 row: the paper's MS-CLAP 2023, ours where the task ran, and the
   benchmark as a tick."""
   labels = [f"{r['task']} ({r['metric']})" for r in rows]
@@ -127,21 +128,26 @@ def plot_paper(rows: list[dict], path: pathlib.Path, *, model_name: str) -> path
   ax.set_xlim(0, 1)
   ax.legend(loc="lower right", fontsize=8)
   ax.set_title(f"{model_name} beside the paper: {len(ran)} of {len(rows)} rows ran")
-  fig.savefig(path, dpi=100, bbox_inches="tight")
-  return path
+  return _save_png(fig, path)
 
 
-def plot(result: TaskResult, out_dir: pathlib.Path) -> pathlib.Path:
+def plot(result: TaskResult, out_dir: str | os.PathLike) -> str:
   """The task's chart as `{task}_{confusion|ap|recall}.png`."""
 
   task = result.task
   if task.kind == SINGLE_LABEL:
-    fig, path = _confusion(task, result), out_dir / f"{task.name}_confusion.png"
+    fig, name = _confusion(task, result), f"{task.name}_confusion.png"
   elif task.kind == MULTI_LABEL:
-    fig, path = _per_class_ap(task, result), out_dir / f"{task.name}_ap.png"
+    fig, name = _per_class_ap(task, result), f"{task.name}_ap.png"
   else:
-    fig, path = _recall(task, result), out_dir / f"{task.name}_recall.png"
-  fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig, name = _recall(task, result), f"{task.name}_recall.png"
+  return _save_png(fig, os.path.join(out_dir, name))
+
+
+def _save_png(fig, path: str | os.PathLike) -> str:
+  path = os.fspath(path)
+  with tf.io.gfile.GFile(path, "wb") as f:
+    fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
   return path
 
 

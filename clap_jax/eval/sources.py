@@ -9,7 +9,6 @@ not fit the task (an unknown label, a listed file that is absent) raises `Source
 Every process reads only its own share (`Source.local_items`) and an item (all windows of one
 clip) is never split between processes; the evaluator gathers the embeddings.
 """
-import glob
 import inspect
 import itertools
 import os
@@ -242,8 +241,9 @@ class ShardSource(Source):
 
 
 def _shards(task: Task, data_dir: str, *, pattern: str):
-  from clap_jax.data import ShardSet  # pylint: disable=g-import-not-at-top
-  pattern = str(_path(data_dir, pattern))
-  if not glob.glob(pattern):
+  from clap_jax.data import ShardSet, records  # pylint: disable=g-import-not-at-top
+  # Shards on object storage (gs://...) are named by their URL, never under data_dir.
+  pattern = pattern if records.is_url(pattern) else str(_path(data_dir, pattern))
+  if not records.glob(pattern):
     raise MissingData(f"no shard matches {pattern}")
   return ShardSource(task, ShardSet.find(pattern))

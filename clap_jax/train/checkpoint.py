@@ -26,6 +26,8 @@ from jax.experimental import multihost_utils
 
 
 def _directory(workdir) -> epath.Path:
+  # gs:// works (epath -> tf.io.gfile, TensorStore's gcs driver); TF's ram:// does not: epath has
+  # no ram:// path class and TensorStore no ram driver (its memory:// is a store of its own).
   path = epath.Path(workdir)
   if "://" not in str(workdir):  # orbax needs absolute local paths (gs:// etc. already are)
     path = path.absolute()

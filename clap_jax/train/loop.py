@@ -6,9 +6,12 @@ sharded) and load pretrained weights -> the jitted step -> loop: read this proce
 batch, step, log, checkpoint, evaluate (and keep the state of the best Zero-Shot score,
 `config.checkpoint.keep_best`); stop at `total_steps`, on preemption (after saving) or on a
 non-finite loss (without saving: the last good checkpoint stays the latest).
+
+`workdir` may be on object storage (gs://...): the checkpoints go through orbax (epath), the
+TensorBoard events through tf.io.gfile.
 """
 import dataclasses
-import pathlib
+import os
 import time
 from typing import Callable
 
@@ -16,11 +19,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import tensorboardX
+import tensorflow as tf
 import tqdm
 from jax.experimental import multihost_utils
 
 from clap_jax import data, sharding
+from clap_jax.data.reader import hide_gpus_from_tensorflow
 from clap_jax.eval import registry
 from clap_jax.text import text_columns
 from clap_jax.train import checkpoint, init as init_lib, objectives, optim, resume
@@ -57,12 +61,21 @@ def _meta(config, step: int) -> dict:
           "config": config.to_json()}
 
 
+# What tf.summary.scalar writes (a float32 tensor marked for TensorBoard's scalars plugin);
+# tf.summary.scalar itself lives in the tensorboard package, which is not a dependency.
+_SCALAR = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
 class _Log:
   """Metrics to stdout (a progress bar) and TensorBoard (process 0 only)."""
 
   def __init__(self, workdir, config, first_step: int):
     self.main = jax.process_index() == 0
-    self.writer = tensorboardX.SummaryWriter(str(workdir)) if self.main else None
+    self.writer = None
+    if self.main:
+      hide_gpus_from_tensorflow()  # the accelerators are JAX's, not the summary ops'
+      self.writer = tf.summary.create_file_writer(workdir)
     self.bar = tqdm.tqdm(total=config.total_steps, initial=first_step, disable=not self.main,
                          dynamic_ncols=True)
     self.global_batch = config.input.global_batch
@@ -86,8 +99,9 @@ class _Log:
 
   def scalars(self, step: int, metrics: dict, prefix: str) -> None:
     if self.main:
-      for name, value in metrics.items():
-        self.writer.add_scalar(prefix + name, value, step)
+      with self.writer.as_default(step=step):
+        for name, value in metrics.items():
+          tf.summary.write(prefix + name, tf.constant(value, tf.float32), metadata=_SCALAR)
       self.writer.flush()
 
   def message(self, text: str) -> None:
@@ -174,7 +188,7 @@ def build(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
 
 def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) in `workdir`; returns the final evaluation's metrics (may be empty)."""
-  workdir = pathlib.Path(workdir)
+  workdir = os.fspath(workdir)
   objectives.check_inputs(config)
   started = time.perf_counter()
   ckpt = checkpoint.Checkpointer(workdir, config.checkpoint)
