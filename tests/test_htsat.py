@@ -178,3 +178,17 @@ def test_eval_mode_needs_no_rng_and_repeats_itself(tiny):
   x = _signals(12 * 44100)  # the long path's fixed crops (compiled by the parity test)
   np.testing.assert_array_equal(tiny.apply(tiny.variables, x)["latent_output"],
                                 tiny.apply(tiny.variables, x)["latent_output"])
+
+
+@pytest.mark.parametrize("platform,scans", [("cpu", 1), ("cuda", 0), ("tpu", 0)])
+def test_long_stages_run_one_clip_at_a_time_only_on_cpu(tiny, platform, scans):
+  """Inference on CPU scans the long-token stages over the batch; other platforms, compiled for
+  without a device (jax.export), keep the batch whole. On CPU the scan gives each clip's own
+  embedding, bit for bit."""
+  apply = jax.jit(HTSAT(tiny.config.audio).apply)
+  exported = jax.export.export(apply, platforms=(platform,))(
+      tiny.variables, jax.ShapeDtypeStruct((2, 7 * 44100), np.float32))
+  assert exported.mlir_module().count("stablehlo.while") == scans
+  x = _signals(7 * 44100)
+  alone = np.concatenate([apply(tiny.variables, x[i:i + 1])["latent_output"] for i in range(2)])
+  np.testing.assert_array_equal(apply(tiny.variables, x)["latent_output"], alone)

@@ -285,10 +285,10 @@ class HTSAT(nn.Module):
     the cores busy with one clip's matmuls, and batched its activations fall out of cache: stage 0's
     MLP hidden layer alone is 6 MB a clip, and stage 2's batched window attention ran several times
     slower than the same work one clip at a time. The last stage (64 tokens) is bound by reading its
-    weights and gains from the batch. Elsewhere, in training and at init, the whole batch goes
-    through every stage.
+    weights and gains from the batch. In training and at init the whole batch goes through every
+    stage; on other platforms too (encode_image lowers the scan for CPUs only).
     """
-    if batch == 1 or train or self.is_initializing() or jax.default_backend() != "cpu":
+    if batch == 1 or train or self.is_initializing():
       return 0
     tokens = [stage["resolution"][0] * stage["resolution"][1] for stage in self.layout]
     return sum(1 for n in tokens if n >= _MIN_TOKENS_PER_EXAMPLE)
@@ -298,8 +298,11 @@ class HTSAT(nn.Module):
     early = self._per_example_stages(image.shape[0], train)
     if early:
       body = lambda module, carry, example: (carry, module._embed(example[None], early, False)[0])
-      _, x = nn.scan(body, variable_broadcast="params", split_rngs={"params": False})(
-          self, None, image)
+      per_example = lambda image: nn.scan(
+          body, variable_broadcast="params", split_rngs={"params": False})(self, None, image)[1]
+      # Decided when lowering, for the platform compiled for (as frontend.log_mel's STFT form).
+      x = jax.lax.platform_dependent(image, cpu=per_example,
+                                     default=lambda image: self._embed(image, early, False))
     else:
       x = self._embed(image, 0, train)
     for layer in self.layers[early:]:
