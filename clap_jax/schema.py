@@ -6,6 +6,7 @@ or `--config.optim.lrr=1` on the command line) is an error naming it, and `parse
 command line's into one line. Keyed-by-name blocks (`evals`, a zero-shot evaluator's `sources` and
 `templates`, `tasks`) hold an entry for every name they know, so any of them is settable by flag.
 """
+import importlib.util
 import sys
 
 import ml_collections
@@ -167,9 +168,23 @@ def parse_flags(argv: list[str]) -> list[str]:
     flag = next((n for n in names if f".{key}." in n + "." or f".{key}=" in n + "="),
                 "--config...")
     parent = flag.removeprefix("--config.").rsplit(".", 1)[0] if flag.count(".") > 1 else ""
-    known = _known(flags.FLAGS["config"].value, parent)
+    known = _known(flags.FLAGS["config"].value or _config_file(argv), parent)
     sys.exit(f"unknown config key {flag.removeprefix('--')}: {message}"
              + (f" (known under {parent}: {', '.join(known)})" if known else ""))
+
+
+def _config_file(argv: list[str]) -> ml_collections.ConfigDict | None:
+  """The `--config=FILE[:ARG]` config without its overrides (absl leaves none when one fails)."""
+  given = [b if a == "--config" else a.split("=", 1)[1]
+           for a, b in zip(argv, argv[1:] + [""]) if a == "--config" or a.startswith("--config=")]
+  spec = given[-1] if given else flags.FLAGS["config"].default_as_str
+  path, _, arg = spec.strip("'\"").partition(":")
+  try:
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("config", path))
+    module.__spec__.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+  except Exception:  # the error being reported is the override's, not this one's
+    return None
 
 
 def _known(config, dotted: str) -> list[str]:

@@ -51,13 +51,20 @@ def test_unknown_key_in_config_is_named():
     config.evals.zeroshot.templates.fsdx = ("{}",)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("--config.optim.lrr=1", r'unknown config key config\.optim\.lrr: .*Did you mean "lr"'),
-    ("--config.optim.lr=fast", "bad command line: .*could not convert string to float: 'fast'"),
+@pytest.mark.parametrize("launcher, config, override, message", [
+    ("train", "configs/demo.py", "--config.optim.lrr=1",
+     r'unknown config key config\.optim\.lrr: .*Did you mean "lr".*\(known under optim: .*\blr\b'),
+    ("train", "configs/demo.py", "--config.optim.lr=fast",
+     "bad command line: .*could not convert string to float: 'fast'"),
+    ("eval", "configs/zeroshot.py", "--config.templates.fsdx=('{}',)",
+     r"unknown config key config\.templates\.fsdx: .*\(known under templates: .*\bfsdd\b"),
+    ("eval", "configs/zeroshot.py:shared", "--config.sources.esc50.rot=/x",
+     r"unknown config key config\.sources\.esc50\.rot: .*\(known under sources\.esc50: .*\broot\b"),
 ])
-def test_bad_command_line_override(override, message):
+def test_bad_command_line_override(launcher, config, override, message):
+  """One line naming the key and the known ones, for training and evaluation configs."""
   result = subprocess.run(
-      [sys.executable, "launch/train.py", "--config", "configs/demo.py", override],
+      [sys.executable, f"launch/{launcher}.py", "--config", config, override],
       cwd=multidevice.REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode != 0
   assert re.search(message, result.stderr), result.stderr[-2000:]
