@@ -1,6 +1,5 @@
 """CLAP end to end against the official PyTorch model: converted weights give the same numbers."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
