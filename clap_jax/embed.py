@@ -137,10 +137,7 @@ def embed_collection(encoder: encode.ClapEncoder, collection: Source, out_dir: s
     key, item = key_item
     rng = np.random.default_rng(key)  # a 'random' window that does not depend on the sharding
     try:
-      pieces = ([audio_lib.open_audio(item.audio, a.sample_rate)] if isinstance(item.audio, str)
-                else [audio_lib.open_audio(p, a.sample_rate, rate=item.rate, name=item.item_id)
-                      for p in item.audio])
-      return key, item, [w for p in pieces for w in p.windows(a.clip_samples, encoder.long_audio, rng)]
+      return key, item, item.windows(a.sample_rate, a.clip_samples, encoder.long_audio, rng)
     except audio_lib.AudioError as e:
       return key, item, e
 

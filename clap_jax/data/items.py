@@ -3,6 +3,8 @@ import dataclasses
 
 import numpy as np
 
+from clap_jax import audio as audio_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class Item:
@@ -15,3 +17,13 @@ class Item:
   captions: tuple[str, ...] = ()
   labels: tuple[int, ...] = ()
   task: str = ""
+
+  def windows(self, sample_rate: int, clip_samples: int, long_mode: str,
+              rng: np.random.Generator) -> list[np.ndarray]:
+    """Its audio (a path, or pieces at `rate`) read through the audio contract at `sample_rate`
+    and cut into `audio.Audio.windows`, decoded block by block; an unusable one raises
+    audio.AudioError naming it (a damaged file fails while decoding)."""
+    pieces = ([audio_lib.open_audio(self.audio, sample_rate)] if isinstance(self.audio, str)
+              else [audio_lib.open_audio(p, sample_rate, rate=self.rate, name=self.item_id)
+                    for p in self.audio])
+    return [w for p in pieces for w in p.windows(clip_samples, long_mode, rng)]

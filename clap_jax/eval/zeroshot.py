@@ -329,14 +329,9 @@ class ZeroShotEvaluator:
       # Seeded by the key, so a 'random' window does not depend on how the data was sharded.
       rng = np.random.default_rng(key)
       try:
-        # A path, or the arrays of a record (at `item.rate`), each read through the audio contract.
-        pieces = ([audio_lib.open_audio(item.audio, self.sample_rate)] if isinstance(item.audio, str)
-                  else [audio_lib.open_audio(p, self.sample_rate, rate=item.rate, name=item.item_id)
-                        for p in item.audio])
-        # Decoded block by block (a damaged file fails here) into its windows, kept until packed;
-        # a short one is left unpadded for the packer to pad straight into its batch.
-        return key, item, [w for p in pieces
-                           for w in p.windows(self.clip_samples, self.long_mode, rng)]
+        # Kept until packed; a short window is left unpadded for the packer to pad straight
+        # into its batch.
+        return key, item, item.windows(self.sample_rate, self.clip_samples, self.long_mode, rng)
       except audio_lib.AudioError as e:
         return key, item, e
     return batching.bounded_map(load, items, self.workers)
