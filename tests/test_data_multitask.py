@@ -70,6 +70,13 @@ def test_sampling_probabilities_by_hand():
   np.testing.assert_allclose(data.sampling_probabilities(sizes, "temperature", 2.0),
                              [0.4531, 0.3204, 0.2265], atol=1e-4)
   np.testing.assert_allclose(data.sampling_probabilities(sizes, "temperature", np.inf), [1 / 3] * 3)
+  # weights scale each task: 1 * 24, 2 * 12, 1 * 6 over 54; uniform: 1, 2, 1 over 4
+  np.testing.assert_allclose(data.sampling_probabilities(sizes, "proportional", weights=[1, 2, 1]),
+                             [4 / 9, 4 / 9, 1 / 9])
+  np.testing.assert_allclose(data.sampling_probabilities(sizes, "uniform", weights=[1, 2, 1]),
+                             [1 / 4, 1 / 2, 1 / 4])
+  with pytest.raises(ValueError, match="weights must be one positive number per task"):
+    data.sampling_probabilities(sizes, "uniform", weights=[1, 0, 1])
   # small T: (10^9)^100 overflows a float, the ratio 10^100 does not
   np.testing.assert_allclose(data.sampling_probabilities([10**9, 10**8], "temperature", 0.01),
                              [1, 1e-100], rtol=1e-9)

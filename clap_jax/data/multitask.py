@@ -27,7 +27,9 @@ _CHOICE_CHUNK = 2**14  # stream positions per draw of task counts
 
 @dataclasses.dataclass(frozen=True)
 class TaskSource:
-  """One task: its shards (a glob pattern, a list of files/patterns, or a `ShardSet`) and its head.
+  """One task: its shards (a glob pattern, a list of files/patterns, or a `ShardSet`), its classes
+(`num_labels`; 0 for a task of captions alone, whose shards need no labels) and its sampling
+weight.
 
   The shards' own task names (records' `task`) must be `name` or empty.
   """
@@ -35,18 +37,28 @@ class TaskSource:
   shards: str | Sequence[str] | ShardSet
   num_labels: int
   multi_label: bool = False
+  weight: float = 1.0
 
 
 def sampling_probabilities(sizes: Sequence[int], sampling: Sampling,
-                           temperature: float | None = None) -> np.ndarray:
-  """Per-task probabilities from the tasks' example counts.
+                           temperature: float | None = None,
+                           weights: Sequence[float] | None = None) -> np.ndarray:
+  """Per-task probabilities from the tasks' example counts (and weights w_i, default 1).
 
-  'proportional': p_i ∝ n_i; 'uniform': p_i = 1 / tasks; 'temperature': p_i ∝ n_i^(1/T), which is
-  'proportional' at T = 1 and tends to 'uniform' as T -> inf (T = inf is allowed).
+  'proportional': p_i ∝ w_i n_i; 'uniform': p_i ∝ w_i; 'temperature': p_i ∝ w_i n_i^(1/T), which
+  is 'proportional' at T = 1 and tends to 'uniform' as T -> inf (T = inf is allowed).
   """
   sizes = np.asarray(sizes, np.float64)
   if sizes.ndim != 1 or not sizes.size or np.any(sizes <= 0):
     raise ValueError(f"sizes must be positive example counts, got {sizes.tolist()}")
+  weights = np.ones_like(sizes) if weights is None else np.asarray(weights, np.float64)
+  if weights.shape != sizes.shape or not np.all(weights > 0):
+    raise ValueError(f"weights must be one positive number per task, got {weights.tolist()}")
+  base = _unweighted(sizes, sampling, temperature)
+  return base * weights / (base * weights).sum()
+
+
+def _unweighted(sizes: np.ndarray, sampling: Sampling, temperature: float | None) -> np.ndarray:
   if (temperature is not None) != (sampling == "temperature"):
     raise ValueError(f"temperature is for sampling='temperature' only (got {sampling!r}, "
                      f"temperature={temperature})")
@@ -73,19 +85,17 @@ def multitask_batches(tasks: Sequence[TaskSource], *, batch_size: int, clip_samp
 
   `batch_size` is the global batch, `start_step` counts global steps; task sizes (for the
   probabilities) are the tasks' whole example counts, the same on every process, and each process
-  draws its own task choices. Fields, with B = batch_size // process_count and
-  K = max(task.num_labels):
+  draws its own task choices (tasks' `weight`s scale the probabilities). Fields, with
+  B = batch_size // process_count and K = max(1, most task.num_labels):
     audio, audio_length, input_ids, attention_mask, example_id   as `train_batches`
     task        (B,) int32    index of the example's task in `tasks`
-    label       (B,) int32    class of a single-label task's example; -1 for multi-label tasks and
-                              for examples without a label
+    label       (B,) int32    class of a single-label task's example; -1 for multi-label tasks,
+                              caption tasks (num_labels 0) and examples without a label
     labels      (B, K) float32  multi-hot of the example's classes (one-hot for single-label tasks),
                               in its own task's class indices; zero past its task's num_labels
-    label_mask  (B, K) bool   True on the first num_labels columns of the example's own task: the
-                              outputs of its head, so label_mask.sum(-1) is that head's size
-  A loss routes per example by `task`: head t's loss applies where task == t, on labels[:, :n_t]
-  (sigmoid) or `label` (softmax, where label >= 0); or, for one padded head of K outputs, mask the
-  logits with `label_mask`.
+    label_mask  (B, K) bool   True on the first num_labels columns of the example's own task
+  Per example, `task` says which of these carry its answer: the captions (`input_ids`), `label`
+  or `labels[:, :num_labels]`.
 
   Memory: every task keeps its own shuffle buffer of raw records (about shuffle_buffer * 0.9 MB
   per task for 10 s clips) and reads `cycle_length` of its files at once; hence defaults below
@@ -103,11 +113,12 @@ def multitask_batches(tasks: Sequence[TaskSource], *, batch_size: int, clip_samp
       raise ValueError(f"the tasks' shards disagree on {key}: {sorted(values)}")
   hide_gpus_from_tensorflow()
   process_index, process_count, local_batch = process_share(batch_size, process_index, process_count)
-  probabilities = sampling_probabilities([sum(s.counts) for s in shard_sets], sampling, temperature)
+  probabilities = sampling_probabilities([sum(s.counts) for s in shard_sets], sampling, temperature,
+                                         [t.weight for t in tasks])
   choices = _TaskChoices(probabilities, seed=seed, process_index=process_index)
   position = start_step * local_batch
   task_positions = choices.counts_before(position)
-  max_labels = max(t.num_labels for t in tasks)
+  max_labels = max(max(t.num_labels for t in tasks), 1)
   streams = []
   for index, (task, shards) in enumerate(zip(tasks, shard_sets)):
     examples = train_examples(
@@ -172,8 +183,10 @@ def _task_shards(task: TaskSource) -> ShardSet:
   shards = task.shards if isinstance(task.shards, ShardSet) else ShardSet.find(task.shards)
   if set(shards.tasks) - {task.name}:
     raise ValueError(f"task {task.name!r}: its shards hold tasks {list(shards.tasks)}")
-  if task.num_labels < 1:
-    raise ValueError(f"task {task.name!r}: num_labels must be >= 1, got {task.num_labels}")
+  if task.num_labels < 0:
+    raise ValueError(f"task {task.name!r}: num_labels must be >= 0, got {task.num_labels}")
+  if not task.num_labels:
+    return shards  # captions alone: labels, if any, are not read
   if not shards.labelled:
     raise ValueError(f"task {task.name!r}: its shards carry no labels")
   # The summaries know the largest label; a class past the head would be silently dropped.
@@ -197,8 +210,10 @@ def _task_fields(task: TaskSource, index: int, max_labels: int):
     else:
       check = tf.no_op()
     with tf.control_dependencies([check]):
-      label = example.pop("label")
-      if task.multi_label:  # (num_labels,) multi-hot
+      label = example.pop("label", None)
+      if not task.num_labels:  # captions alone
+        labels, label = tf.zeros([max_labels], tf.float32), tf.constant(-1, tf.int32)
+      elif task.multi_label:  # (num_labels,) multi-hot
         labels = tf.pad(label, [[0, max_labels - task.num_labels]])
         label = tf.constant(-1, tf.int32)
       else:
