@@ -46,11 +46,14 @@ def load(checkpoint: str | os.PathLike | None = None, tokenizer: str | os.PathLi
 
 
 def generate(model: ClapCap, variables: dict, audio_embeddings: jax.Array, temperature=1.0, *,
-             beam_size: int, max_length: int, stop_token: int) -> decoding.Beams:
-  """(B, embed_dim) audio embeddings -> beams of caption tokens, best first."""
+             beam_size: int, max_length: int, stop_token: int, prompt_ids=()) -> decoding.Beams:
+  """(B, embed_dim) audio embeddings -> beams of caption tokens, best first; `prompt_ids`: tokens
+  fed after the prefix before decoding (a task prompt, as the model was trained with)."""
   prefix = model.apply(variables, audio_embeddings, method=ClapCap.prefix)  # (B, P, n_embd)
-  batch, length = prefix.shape[:2]
-  # The last generated token is never fed back: the cache needs P + max_length - 1 positions.
+  batch = prefix.shape[0]
+  prompt = jnp.broadcast_to(jnp.asarray(prompt_ids, jnp.int32), (batch, len(prompt_ids)))
+  length = prefix.shape[1] + len(prompt_ids)
+  # The last generated token is never fed back: the cache needs P + prompt + max_length - 1 positions.
   cache = {"gpt": gpt2.init_cache(model.config.decoder, batch, length + max_length - 1,
                                   jnp.dtype(model.config.dtype))}
 
@@ -59,7 +62,7 @@ def generate(model: ClapCap, variables: dict, audio_embeddings: jax.Array, tempe
                                   method=ClapCap.decode, mutable=["cache"])
     return logits, updated["cache"]
 
-  logits, cache = decode(cache, None, 0, prefix)
+  logits, cache = decode(cache, prompt if len(prompt_ids) else None, 0, prefix)
   step = lambda cache, tokens, index: decode(cache, tokens[:, None], length + index)
   return decoding.beam_search(step, cache, logits, beam_size=beam_size, max_length=max_length,
                               stop_token=stop_token, temperature=temperature)

@@ -47,7 +47,10 @@ class ClapCap(nn.Module):
     projected onto the vocabulary). `train_audio`: the audio encoder's mode (default `train`; a
     frozen encoder runs in inference mode). attention_mask: (B, L), the prefix always attended."""
     audio = self.audio_embeddings(waveforms, train=train if train_audio is None else train_audio)
-    prefix = self.prefix(audio)
+    return self.continuation_logits(self.prefix(audio), input_ids, attention_mask, train=train)
+
+  def continuation_logits(self, prefix, input_ids, attention_mask=None, train: bool = False):
+    """token_logits from the prefix (B, P, n_embd) on: (B, L) tokens -> (B, L, vocab)."""
     if attention_mask is not None:
       attention_mask = jnp.concatenate(
           [jnp.ones(prefix.shape[:2], attention_mask.dtype), attention_mask], axis=1)
