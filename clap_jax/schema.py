@@ -23,7 +23,7 @@ def training(objective: str = "contrastive") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # parameters, dropout and augmentation; the data stream has its own seed
   c.objective = objective  # clap_jax.train.objectives
-  # Objective 'audio_multitask': its tasks by name (clap_jax/train/objectives/audio_multitask.py).
+  # input.kind 'multitask': the audio tasks by name, answered in text (clap_jax/data/answers.py).
   c.tasks = ml_collections.ConfigDict()
   c.model = model_config.clap_2023()
   c.total_steps = 1000

@@ -119,9 +119,9 @@ def test_loss_equals_msclap(reference, variables, config, real_batch, prompt):
   model.decoder.dropout = 0.0
   _, objective = _objective(model, frozen="^model/clap/", prompt=prompt)
   assert not objective.train_audio
-  batch = prefix_lm.with_prompt(real_batch, objective.prompt_ids)
+  batch = prefix_lm.with_prompts(real_batch, objective.task_prompts * len(real_batch["audio"]))
   if prompt:
-    assert len(objective.prompt_ids) == 5
+    assert len(objective.task_prompts[0]) == 5
     assert batch["input_ids"].shape[1] == real_batch["input_ids"].shape[1] + 5
     assert batch["target_mask"].sum() == real_batch["target_mask"].sum()
   loss, (metrics, stats) = _loss(objective, variables, batch)

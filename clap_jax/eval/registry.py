@@ -6,7 +6,9 @@ below and the rest are its settings (`defaults(type)`). Every evaluator yields
 
   zeroshot  clap_jax.eval.zeroshot over registry tasks (`tasks`, `data_dir`, `sources`,
             `templates`, ...); the task 'demo' is clap_jax.data.demo's held-out clips.
-  heads     clap_jax.eval.heads: the audio multi-task heads on their held-out shards.
+  answers   clap_jax.eval.answers: audio tasks answered in text (objective 'prefix_lm' on
+            config.tasks) on their held-out shards: constrained and exact-match accuracy, mAP,
+            caption metrics.
   captioning  clap_jax.eval.captioning: captions of a clapcap model scored on the registry's
             captioning tasks (`tasks`, `data_dir`, `sources`, `beam_size`, `max_length`, ...);
             the task 'demo' is clap_jax.data.demo's held-out clips with their kind's phrasings.
@@ -17,7 +19,7 @@ import ml_collections
 from clap_jax import text
 from clap_jax.data import demo
 from clap_jax.data.items import Item
-from clap_jax.eval import captioning, heads, paper, sources as sources_lib, tasks as tasks_lib
+from clap_jax.eval import answers, captioning, paper, sources as sources_lib, tasks as tasks_lib
 from clap_jax.eval import zeroshot
 
 
@@ -28,10 +30,11 @@ def defaults(kind: str) -> ml_collections.ConfigDict:
     c.tasks = ()  # none: evaluation off
     c.data_dir = "."
     c.num_clips = 256  # task 'demo': held-out clips
-  elif kind == "heads":
+  elif kind == "answers":
     c = ml_collections.ConfigDict()
     c.tasks = ()  # names in config.tasks, each with held-out shards
     c.batch_size = 64
+    c.max_length = 24  # tokens of a greedy answer (the stop token included)
   elif kind == "captioning":
     c = captioning.settings()
     c.tasks = ()  # none: evaluation off
@@ -92,14 +95,16 @@ def _zeroshot(entry, config, objective, mesh):
       tokenizer=text.for_model(config.model, config.tokenizer))
 
 
-def _heads(entry, config, objective, mesh):
+def _answers(entry, config, objective, mesh):
   own = {t.name: t for t in objective.tasks}
   unknown = [name for name in entry.tasks if name not in own]
   if unknown:
-    raise ValueError(f"heads evaluator: tasks {unknown} are not tasks of config.tasks {sorted(own)}")
-  return heads.HeadsEvaluator(objective.model, [own[name] for name in entry.tasks], mesh,
-                              batch_size=entry.batch_size,
-                              clip_samples=config.model.audio.clip_samples)
+    raise ValueError(f"answers evaluator: tasks {unknown} are not tasks of config.tasks "
+                     f"{sorted(own)}")
+  return answers.AnswersEvaluator(objective.model, [own[name] for name in entry.tasks], mesh,
+                                  tokenizer=objective.tokenizer, batch_size=entry.batch_size,
+                                  clip_samples=config.model.audio.clip_samples,
+                                  max_length=entry.max_length)
 
 
 def _captioning(entry, config, objective, mesh):
@@ -110,7 +115,7 @@ def _captioning(entry, config, objective, mesh):
                                   tokenizer=text.for_model(objective.model.config, config.tokenizer))
 
 
-_BUILDERS = {"zeroshot": _zeroshot, "heads": _heads, "captioning": _captioning}
+_BUILDERS = {"zeroshot": _zeroshot, "answers": _answers, "captioning": _captioning}
 TYPES = tuple(_BUILDERS)
 
 

@@ -1,5 +1,6 @@
 """Initialisation from existing weights: a whole CLAP model, or its audio tower alone (HTSAT or
-CNN14, from a CLAP checkpoint with that tower, or HTSAT from a workdir of configs/audio_pretrain.py);
+CNN14, from a CLAP checkpoint with that tower, or HTSAT from a clapcap, such as a workdir of
+configs/audio_pretrain.py's HTSAT-22);
 for clapcap, the audio encoder with its projection from a CLAP, and GPT-2 from a clapcap.
 
 A checkpoint is anything clap_jax.weights reads (an msclap file, a converted folder, a workdir).
@@ -52,10 +53,13 @@ def initialise(variables: dict, config: ml_collections.ConfigDict,
   elif config.audio_from:
     loaded = weights.load(config.audio_from, model_config)[1]
     # The audio tower (its batch statistics included); the projection belongs to the contrastive
-    # objective and is not taken. A workdir of the audio multi-task pretraining
-    # (clap_jax.models.audio_tasks) holds the tower at the top.
+    # objective and is not taken. A clapcap (HTSAT-22's pretraining) holds the tower under `clap`.
     tower = ("audio_encoder", model_configs.towers(model_config)[0])
-    source = tower if "audio_encoder" in loaded["params"] else tower[1:]
+    part = next((p for p in ("audio_encoder", "clap") if p in loaded["params"]), None)
+    if part is None:
+      raise ValueError(f"init.audio_from={config.audio_from}: holds no audio encoder "
+                       f"(its parts: {sorted(loaded['params'])})")
+    source = (part, tower[1])
     audio = {c: _nest(tower, _subtree(loaded[c], source)) for c in loaded}
     variables = _replace(variables, audio, config.audio_from)
   if config.decoder_from:

@@ -15,11 +15,10 @@ the objective trains.
 """
 import ml_collections
 
-from clap_jax.train.objectives.audio_multitask import AudioMultitask
 from clap_jax.train.objectives.contrastive import Contrastive
 from clap_jax.train.objectives.prefix_lm import PrefixLM
 
-OBJECTIVES = {"contrastive": Contrastive, "audio_multitask": AudioMultitask, "prefix_lm": PrefixLM}
+OBJECTIVES = {"contrastive": Contrastive, "prefix_lm": PrefixLM}
 
 
 def _class(name: str):

@@ -1,8 +1,9 @@
 """Audio-prefix language modelling: clapcap's captioning objective (ClipCap's, msclap's
-ClapCaptionModel with `labels`), and the generative form of the paper's audio pretraining.
+ClapCaptionModel with `labels`), and the paper's audio pretraining (HTSAT-22) as Pengi trains:
+every audio task answered in text (clap_jax.data.answers).
 
 audio -> audio encoder -> L2-normalised embedding -> mapper -> prefix of GPT-2 input embeddings;
-then the text tokens (an optional task prompt, the answer, padding), teacher forced. The loss is
+then the text tokens (the task's prompt, the answer, padding), teacher forced. The loss is
 the cross-entropy of the answer tokens only (`target_mask`), averaged over all answer tokens of
 the global batch, as GPT2LMHeadModel averages over its labels that are not -100.
 
@@ -20,7 +21,7 @@ import numpy as np
 import optax
 
 from clap_jax import data, sharding, text
-from clap_jax.data import demo
+from clap_jax.data import answers, demo
 from clap_jax.eval import registry
 from clap_jax.models import config as model_configs
 from clap_jax.models.clapcap import ClapCap
@@ -41,17 +42,12 @@ def answer_loss(logits: jax.Array, input_ids: jax.Array, target_mask: jax.Array
   return loss, {"loss": loss, "accuracy": accuracy}
 
 
-def with_prompt(batch: dict, prompt_ids) -> dict:
-  """The prompt's tokens put before every row's text: inputs, never targets. Rows grow by the
-  prompt's length (the answer's padding stays at the right)."""
-  if not len(prompt_ids):
+def with_prompts(batch: dict, prompts) -> dict:
+  """Each row's prompt tokens (`prompts`, one id list per row) put before its text: inputs, never
+  targets (clap_jax.data.answers.prompted)."""
+  if not any(len(p) for p in prompts):
     return batch
-  rows = batch["input_ids"].shape[0]
-  prompt = np.broadcast_to(np.asarray(prompt_ids, batch["input_ids"].dtype), (rows, len(prompt_ids)))
-  ones, zeros = np.ones_like(prompt), np.zeros_like(prompt)
-  return {**batch, "input_ids": np.concatenate([prompt, batch["input_ids"]], 1),
-          "attention_mask": np.concatenate([ones, batch["attention_mask"]], 1),
-          "target_mask": np.concatenate([zeros, batch["target_mask"]], 1)}
+  return {**batch, **answers.prompted(prompts, batch["input_ids"], batch["target_mask"])}
 
 
 def audio_encoder_trained(abstract_params, frozen: str) -> bool:
@@ -62,10 +58,10 @@ def audio_encoder_trained(abstract_params, frozen: str) -> bool:
 
 
 class PrefixLM:
-  """Config keys: `model` (a models.config.clapcap-like config), `input` (kind 'demo' or caption
-  'shards'; `input.prompt`: a task prompt before every caption, '' for none), `optim.frozen`.
-  Every caption token the shards (or the demo) hold is a target: the caption, then
-  ' <|endoftext|>' (whose first token, ' ', is where msclap's decoding stops)."""
+  """Config keys: `model` (a models.config.clapcap-like config), `input` (kind 'demo', caption
+  'shards' or 'multitask': `config.tasks` mixed; `input.prompt`: a prompt before every caption of
+  'demo' or 'shards', '' for none), `optim.frozen`. Every answer token is a target: the caption or
+  class names, then ' <|endoftext|>' (whose first token, ' ', is where msclap's decoding stops)."""
   batch_keys = ("audio", "input_ids", "attention_mask", "target_mask")
 
   def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
@@ -78,19 +74,26 @@ class PrefixLM:
     self.mesh = mesh
     self.model = ClapCap(config.model)
     self.tokenizer = text.for_model(config.model, config.tokenizer)
-    self.prompt_ids = self.tokenizer.encode(config.input.prompt) if config.input.prompt else []
+    if config.input.kind == "multitask":
+      self.tasks = answers.tasks_of(config.tasks)
+      self.task_prompts = [self.tokenizer.encode(t.prompt) if t.prompt else [] for t in self.tasks]
+    else:
+      self.tasks = []
+      self.task_prompts = [self.tokenizer.encode(config.input.prompt) if config.input.prompt else []]
     abstract = jax.eval_shape(self.init, jax.random.PRNGKey(0))[0]
     self.train_audio = audio_encoder_trained(abstract, config.optim.frozen)
 
   @staticmethod
   def default_evals() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({"captioning": registry.defaults("captioning")})
+    return ml_collections.ConfigDict({"captioning": registry.defaults("captioning"),
+                                      "answers": registry.defaults("answers")})
 
   @staticmethod
   def check_inputs(config: ml_collections.ConfigDict) -> None:
     kind = config.input.kind
-    if kind not in ("shards", "demo"):
-      raise ConfigError(f"input.kind {kind!r}: objective 'prefix_lm' reads 'shards' or 'demo'")
+    if kind not in ("shards", "demo", "multitask"):
+      raise ConfigError(f"input.kind {kind!r}: objective 'prefix_lm' reads 'shards', 'demo' or "
+                        "'multitask'")
     pattern = re.compile(config.optim.frozen) if config.optim.frozen else None
     for name, part, keys in (("model/clap/htsat/patch_embed/proj/kernel", "audio encoder",
                               ("clap_from", "audio_from")),
@@ -101,6 +104,14 @@ class PrefixLM:
     if kind == "shards" and not config.input.train:
       raise ConfigError("input.train is missing: a glob pattern of launch/make_shards.py caption "
                        "shards, e.g. --config.input.train='/data/shards/clotho/*.tfrecord'")
+    if kind == "multitask":
+      missing = [name for name in sorted(config.tasks) if not config.tasks[name].train]
+      if not config.tasks or missing:
+        raise ConfigError(f"input.kind 'multitask': config.tasks {missing or '(none)'} without "
+                          "train shards (config.tasks.<name>.train)")
+      if config.input.prompt:
+        raise ConfigError("input.prompt is for 'demo' and 'shards': each of config.tasks has "
+                          "its own prompt")
 
   def batches(self, start_step: int):
     """This process's share of each global batch, from global batch `start_step` on."""
@@ -110,11 +121,15 @@ class PrefixLM:
     if c.kind == "demo":
       stream = demo.train_batches(sample_rate=audio.sample_rate, clip_samples=audio.clip_samples,
                                   tokenizer=self.tokenizer, **common)
+    elif c.kind == "multitask":
+      sources = [t.source_of("train") for t in self.tasks]
+      self._check_context([s.shards for s in sources], "config.tasks.<name>.train")
+      stream = map(self._answers, data.multitask_batches(
+          sources, clip_samples=audio.clip_samples, shuffle_buffer=c.shuffle_buffer,
+          sampling=c.sampling, temperature=c.temperature if c.sampling == "temperature" else None,
+          caption_choice=c.caption_choice, **common))
     else:
-      stored = data.ShardSet.find(c.train.split(",")).context_length
-      if stored != self.tokenizer.context_length:
-        raise ConfigError(f"input.train: the shards hold {stored}-token captions; clapcap's GPT-2 "
-                          f"tokenizer writes {self.tokenizer.context_length}")
+      self._check_context([c.train.split(",")], "input.train")
       stream = data.train_batches(c.train.split(","), clip_samples=audio.clip_samples,
                                   shuffle_buffer=c.shuffle_buffer, caption_choice=c.caption_choice,
                                   **common)
@@ -123,11 +138,33 @@ class PrefixLM:
       if batch["input_ids"].max() >= vocab:  # an embedding lookup past the table gives NaN
         raise ConfigError(f"a caption has token id {batch['input_ids'].max()}, past the "
                           f"decoder's vocabulary of {vocab}")
-      yield with_prompt({**batch, "target_mask": batch["attention_mask"]}, self.prompt_ids)
+      if c.kind != "multitask":
+        batch = with_prompts({**batch, "target_mask": batch["attention_mask"]},
+                             self.task_prompts * len(batch["input_ids"]))
+      yield batch
+
+  def _check_context(self, patterns, where: str) -> None:
+    for pattern in patterns:
+      stored = data.ShardSet.find(pattern).context_length
+      if stored != self.tokenizer.context_length:
+        raise ConfigError(f"{where}: the shards hold {stored}-token captions; clapcap's GPT-2 "
+                          f"tokenizer writes {self.tokenizer.context_length}")
+
+  def _answers(self, batch: dict) -> dict:
+    """A mixed batch's rows as prompt + answer tokens: a caption task's caption from the shards, a
+    class task's class names tokenized as captions are."""
+    ids, mask = batch["input_ids"].copy(), batch["attention_mask"].copy()
+    rows = [i for i, t in enumerate(batch["task"]) if self.tasks[t].answer != "caption"]
+    if rows:
+      texts = [self.tasks[batch["task"][i]].answer_text(batch["label"][i], batch["labels"][i])
+               for i in rows]
+      tokens = self.tokenizer(texts)
+      ids[rows], mask[rows] = tokens["input_ids"], tokens["attention_mask"]
+    return {**batch, **answers.prompted([self.task_prompts[t] for t in batch["task"]], ids, mask)}
 
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
     """Zeros shaped as a training batch (for initialisation and benchmarks)."""
-    length = self.tokenizer.context_length + len(self.prompt_ids)
+    length = self.tokenizer.context_length + max(len(p) for p in self.task_prompts)
     ones = np.ones((batch_size, length), np.int32)
     return {"audio": np.zeros((batch_size, self.config.model.audio.clip_samples), np.float32),
             "input_ids": np.zeros((batch_size, length), np.int32), "attention_mask": ones,
