@@ -1,8 +1,8 @@
-"""Two processes whose copies of the data differ agree on what they skip: a task malformed in one
-process's copy (found when it is opened, or mid-run after both have stepped together) is skipped
-by both with one reason naming that process, the others run as usual, and both write the same
-report. Without the agreement the healthy process waits in a collective for ever (the deadline
-then fails the test).
+"""Two processes whose copies of the data differ agree on what they skip: a task malformed or
+unreadable in one process's copy (found when it is opened, or mid-run after both have stepped
+together), zero-shot or captioning, is skipped by both with one reason naming that process, the
+others run as usual, and both write the same report. Without the agreement the healthy process
+waits in a collective for ever (the deadline then fails the test).
 
 Run as a script, this file is one process: `python tests/test_eval_skip_agreement.py OUT.json
 DATA_DIR PROCESS_ID NUM_PROCESSES PORT`.
@@ -35,35 +35,55 @@ def _esc50_copy(root: pathlib.Path, category: str) -> None:
 def run(out_path: str, data_dir: str) -> None:
   import jax
   from jax.sharding import Mesh
-  from clap_jax import text
-  from clap_jax.eval import sources, tasks
+  from clap_jax import text, weights
+  from clap_jax.eval import captioning, sources, tasks
+  from clap_jax.models import config as model_config
   from clap_jax.eval import zeroshot as evaluator
 
   class BreaksMidway(sources.ListSource):
-    """The broken process's share has a record it cannot read, after some good ones."""
+    """The broken process's share has a record it cannot read (`error`), after some good ones."""
+
+    def __init__(self, items, error=sources.SourceError, after=12):
+      super().__init__(items)
+      self.error, self.after = error, after
 
     def local_items(self, process_index, process_count):
       for count, (key, item) in enumerate(super().local_items(process_index, process_count)):
-        if process_index == BROKEN and count == 12:
-          raise sources.SourceError(f"{item.item_id}: a damaged record")
+        if process_index == BROKEN and count == self.after:
+          raise self.error(f"{item.item_id}: a damaged record")
         yield key, item
 
   # This process's copy of ESC-50: the broken one has a category no task knows.
   _esc50_copy(pathlib.Path(data_dir) / "ESC-50-master",
               "dgo" if jax.process_index() == BROKEN else "dog")
-  (single, multi, _), toy_sources = toy_tasks()
+  (single, multi, retrieval), toy_sources = toy_tasks()
   model = toy_model()
   audio = model.init(jax.random.key(0), np.zeros((1, 800), np.float32), method="encode_audio")
   text_params = model.init(jax.random.key(1), np.zeros((1, 77), np.int32),
                            np.ones((1, 77), np.int32), method="encode_text")
   variables = {"params": {**audio["params"], **text_params["params"]}}
   ev = evaluator.ZeroShotEvaluator(
-      model, [tasks.get("esc50"), single, multi, tasks.get("fsd50k")],
+      model, [tasks.get("esc50"), single, multi, retrieval, tasks.get("fsd50k")],
       Mesh(np.array(jax.devices()), ("data",)), tokenizer=text.Tokenizer.load(TOKENIZER),
       batch_size=4, data_dir=data_dir, workers=2, progress=False,
       sources={single.name: BreaksMidway(toy_sources[single.name].items),
-               multi.name: toy_sources[multi.name]})
+               multi.name: toy_sources[multi.name],
+               # not a SourceError: an I/O error met mid-run must not leave the other waiting
+               retrieval.name: BreaksMidway(toy_sources[retrieval.name].items, OSError, after=5)})
   results = ev.evaluate(variables)
+  # Captioning: a clapcap captions each process's share, then the captions are gathered.
+  config = model_config.tiny_clapcap()
+  rng = np.random.default_rng(0)
+  clips = [sources.Item(f"c{i}", (rng.normal(size=config.audio.clip_samples // 2).astype(np.float32),),
+                        config.audio.sample_rate, captions=("a dog barks", "rain falls"))
+           for i in range(6)]
+  captioner = captioning.CaptioningEvaluator(
+      config, ["clotho_captioning", "audiocaps_captioning"], tokenizer=text.Tokenizer.load(),
+      beam_size=1, max_length=4, batch_size=2, progress=False,
+      sources={"clotho_captioning": BreaksMidway(clips, OSError, after=2),
+               "audiocaps_captioning": sources.ListSource(clips)})
+  results.update({f"captioning/{name}": r for name, r in
+                  captioner.evaluate(weights.random_variables(config, seed=0)).items()})
   report = {name: {"skipped": r.skipped, "metrics": r.metrics, "num_items": r.num_items}
             for name, r in results.items()}
   pathlib.Path(out_path).write_text(json.dumps(report))
@@ -89,6 +109,14 @@ def test_a_task_malformed_in_one_process_is_skipped_by_both(tmp_path):
   assert not report["esc50"]["metrics"] and not report["toy_single"]["metrics"]
   assert report["toy_multi"]["skipped"] is None and report["toy_multi"]["num_items"] == 37
   assert 0 < report["toy_multi"]["metrics"]["mAP"] <= 1
+  # Unreadable mid-run in process 1 (its 6th clip, r24): an OSError, named as such.
+  assert report["toy_retrieval"]["skipped"] == (
+      "process 1: reading failed: OSError: r24: a damaged record")
+  # Captioning agrees too: process 1's 3rd clip of its 3 (c5) fails; the healthy task runs whole.
+  assert report["captioning/clotho_captioning"]["skipped"] == (
+      "process 1: reading failed: OSError: c5: a damaged record")
+  assert report["captioning/audiocaps_captioning"]["skipped"] is None
+  assert report["captioning/audiocaps_captioning"]["num_items"] == 6
   # Absent in both copies (each its own folder): the first process's reason, naming it.
   assert report["fsd50k"]["skipped"] == f"process 0: {tmp_path}/data0/FSD50K is absent"
 
@@ -104,7 +132,7 @@ def test_one_process_skips_malformed_data_met_mid_run_or_after_gathering():
           raise sources.SourceError(f"{item.item_id}: a damaged record")
         yield key, item
 
-  (single, multi, _), toy_sources = toy_tasks()
+  (single, multi, retrieval), toy_sources = toy_tasks()
   items = toy_sources[single.name].items
   two_labels = [sources.Item(items[0].item_id, items[0].audio, items[0].rate, labels=(0, 1))]
   ev, variables = toy_evaluator([single, multi], {

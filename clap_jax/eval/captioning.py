@@ -141,8 +141,10 @@ class CaptioningEvaluator:
       if chunk:
         records += self._caption_chunk(captioner, chunk, unusable)
         bar.update(len(chunk))
-    except sources_lib.SourceError as e:  # this process's share is malformed: all give up
-      error = f"malformed data: {e}"
+    # This process's share is malformed or unreadable: all give up (any error: the others would
+    # otherwise wait at the next gather for ever).
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      error = sources_lib.failure_reason(e)
     bar.close()
     error = multihost.common_reason(error)
     if error is not None:

@@ -30,6 +30,13 @@ class SourceError(ValueError):
   """The data is present but does not fit the task."""
 
 
+def failure_reason(error: Exception) -> str:
+  """Why a task's data could not be read to the end, as the report says it: SourceError is
+  malformed data; anything else (an unreadable file, a decoder's error) is named with its type."""
+  if isinstance(error, SourceError):
+    return f"malformed data: {error}"
+  return f"reading failed: {type(error).__name__}: {error}"
+
 
 class Source:
   """The items of one task. `local_items` yields (key, Item) with `key` a global int that orders

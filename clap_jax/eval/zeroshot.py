@@ -297,8 +297,10 @@ class ZeroShotEvaluator:
       while True:
         try:
           step, error = next(steps), None
-        except sources_lib.SourceError as e:  # this process's share of the data is malformed
-          step, error = None, f"malformed data: {e}"
+        # This process's share of the data is malformed or unreadable: whatever the error, the
+        # others must hear of it here, or they would wait in the next collective for ever.
+        except Exception as e:  # pylint: disable=broad-exception-caught
+          step, error = None, sources_lib.failure_reason(e)
         # All processes stop together: when every one has run out, or when any one has failed.
         more, failed = multihost.gather_flags([step is not None, error is not None]).any(axis=0)
         if failed:
