@@ -132,7 +132,7 @@ def test_one_process_skips_malformed_data_met_mid_run_or_after_gathering():
           raise sources.SourceError(f"{item.item_id}: a damaged record")
         yield key, item
 
-  (single, multi, retrieval), toy_sources = toy_tasks()
+  (single, multi, _), toy_sources = toy_tasks()
   items = toy_sources[single.name].items
   two_labels = [sources.Item(items[0].item_id, items[0].audio, items[0].rate, labels=(0, 1))]
   ev, variables = toy_evaluator([single, multi], {

@@ -102,13 +102,7 @@ class CaptioningEvaluator:
     captioner = self._with_variables(variables)
     results = {}
     for task in self.tasks:
-      source, reason = None, None
-      try:
-        source = sources_lib.open_source(task, self.sources.get(task.name), self.data_dir)
-      except sources_lib.MissingData as e:
-        reason = str(e)
-      except sources_lib.SourceError as e:
-        reason = f"malformed data: {e}"
+      source, reason = sources_lib.open_or_reason(task, self.sources.get(task.name), self.data_dir)
       # Data absent or malformed in any process's copy skips the task in all (zeroshot.py).
       reason = multihost.common_reason(reason)
       if reason is None:

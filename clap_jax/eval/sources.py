@@ -89,6 +89,18 @@ def open_source(task: Task, overrides: Mapping | Source | None = None, data_dir:
   return source
 
 
+def open_or_reason(task: Task, overrides: Mapping | Source | None, data_dir: str
+                   ) -> tuple[Source | None, str | None]:
+  """-> (the task's source, None), or (None, why this process cannot read it: absent or
+  malformed), for the evaluators to agree on across processes before they run the task."""
+  try:
+    return open_source(task, overrides, data_dir), None
+  except MissingData as e:
+    return None, str(e)
+  except SourceError as e:  # present but malformed: said, not a crash mid-run
+    return None, failure_reason(e)
+
+
 def _path(data_dir: str, path: str) -> pathlib.Path:
   return pathlib.Path(data_dir).expanduser() / os.path.expanduser(path)
 

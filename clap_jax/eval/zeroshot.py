@@ -164,7 +164,7 @@ class ZeroShotEvaluator:
     variables = self._place(variables)
     results = {}
     for task in self.tasks:
-      source, reason = self._open(task)
+      source, reason = sources_lib.open_or_reason(task, self.sources.get(task.name), self.data_dir)
       # Every process skips the same tasks (or one would wait forever in a collective for the
       # others): data absent or malformed in any process's copy skips the task in all.
       reason = multihost.common_reason(reason)
@@ -176,15 +176,6 @@ class ZeroShotEvaluator:
       except _GivenUp as e:  # malformed data met mid-run, by any process
         results[task.name] = TaskResult(task, skipped=str(e))
     return results
-
-  def _open(self, task: Task) -> tuple[sources_lib.Source | None, str | None]:
-    """-> (the task's source, None), or (None, why this process cannot read it)."""
-    try:
-      return sources_lib.open_source(task, self.sources.get(task.name), self.data_dir), None
-    except sources_lib.MissingData as e:
-      return None, str(e)
-    except sources_lib.SourceError as e:  # present but malformed: said, not a crash mid-run
-      return None, f"malformed data: {e}"
 
   def _place(self, variables):
     """Host arrays -> replicated global arrays, once (not on every jitted call)."""
@@ -209,7 +200,7 @@ class ZeroShotEvaluator:
                           f"{unusable[0]}", unusable=unusable)
       result = self._score(variables, task, clips)
     except sources_lib.SourceError as e:
-      raise _GivenUp(f"malformed data: {e}") from None
+      raise _GivenUp(sources_lib.failure_reason(e)) from None
     result.unusable = unusable
     return result
 
