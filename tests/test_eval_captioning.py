@@ -155,6 +155,23 @@ def test_evaluator_captions_leaves_out_bad_clips_and_writes(tiny, clotho, tmp_pa
     assert f"{metric} not computed: {why}" in md
 
 
+def test_a_malformed_or_absent_captioning_task_is_skipped_with_its_reason(tiny, tmp_path):
+  """Opening a task's data: a Clotho CSV without its caption columns is reported as malformed,
+  an absent folder as absent; neither is a crash, and nothing is captioned."""
+  config, variables = tiny
+  (tmp_path / "clotho").mkdir()
+  (tmp_path / "clotho/clotho_captions_evaluation.csv").write_text("file,caption\na.wav,a dog\n")
+  evaluator = captioning.CaptioningEvaluator(
+      config, ["clotho_captioning", "audiocaps_captioning"], tokenizer=text.Tokenizer.load(),
+      data_dir=str(tmp_path), progress=False)
+  results = evaluator.evaluate(variables)
+  assert results["clotho_captioning"].skipped == (
+      f"malformed data: {tmp_path}/clotho/clotho_captions_evaluation.csv: no column "
+      "['file_name', 'caption_1'] (columns: ['file', 'caption'])")
+  assert results["audiocaps_captioning"].skipped == f"{tmp_path}/audiocaps is absent"
+  assert not results["clotho_captioning"].metrics and not results["clotho_captioning"].captions
+
+
 @needs_java
 def test_launch_eval_captions_clotho_with_a_random_tiny_clapcap(shared_data, tmp_path):
   out = tmp_path / "out"
