@@ -1,6 +1,6 @@
 """Two processes whose copies of the data differ agree on what they skip: a task malformed or
 unreadable in one process's copy (found when it is opened, or mid-run after both have stepped
-together), zero-shot or captioning, is skipped by both with one reason naming that process, the
+together), zero-shot, captioning or answers (prefix_lm's held-out tasks), is skipped by both with one reason naming that process, the
 others run as usual, and both write the same report. Without the agreement the healthy process
 waits in a collective for ever (the deadline then fails the test).
 
@@ -9,6 +9,7 @@ DATA_DIR PROCESS_ID NUM_PROCESSES PORT`.
 """
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -30,6 +31,49 @@ def _esc50_copy(root: pathlib.Path, category: str) -> None:
   for name in ("1-100032-A-0.wav", "1-110389-A-0.wav"):
     (root / "audio").mkdir(exist_ok=True)
     soundfile.write(root / "audio" / name, np.full(SAMPLE_RATE // 4, 0.1, np.float32), SAMPLE_RATE)
+
+
+def _answers(config, data_dir: pathlib.Path) -> dict:
+  """The answers evaluator (prefix_lm's held-out tasks) on the same 12 clips' shards in two
+  folders; process 1's copy of 'broken' has its last record damaged (the record's CRC fails)."""
+  import jax
+  from jax.sharding import Mesh
+  from clap_jax import text, weights
+  from clap_jax.data import answers, writer
+  from clap_jax.eval import answers as answers_eval, sources
+  from clap_jax.models.clapcap import ClapCap
+
+  rng = np.random.default_rng(0)
+  items = []
+  for i in range(12):
+    path = data_dir / f"a{i}.wav"
+    soundfile.write(path, rng.normal(0, 0.1, config.audio.sample_rate // 2), config.audio.sample_rate)
+    items.append(sources.Item(path.name, str(path), captions=(("dog", "rain")[i % 2],),
+                              labels=(i % 2,), task="toy_answers"))
+  tasks = {}
+  for name in ("broken", "healthy"):
+    writer.write_shards(items, data_dir / name, writer.WriterConfig(
+        prefix="toy_answers", sample_rate=config.audio.sample_rate), progress=False)
+    tasks[name] = answers.AnswerTask(name, "this is a sound of", "class", ("dog", "rain"), 1.0, "",
+                                     str(data_dir / name / "*.tfrecord"))
+  if jax.process_index() == BROKEN:
+    (shard,) = (data_dir / "broken").glob("*.tfrecord")
+    data = bytearray(shard.read_bytes())
+    data[-40:-8] = bytes(32)
+    shard.write_bytes(bytes(data))
+  ev = answers_eval.AnswersEvaluator(
+      ClapCap(config), list(tasks.values()), Mesh(np.array(jax.devices()).reshape(-1, 1), ("data", "fsdp")),
+      tokenizer=text.Tokenizer.load(), batch_size=4, clip_samples=config.audio.clip_samples,
+      max_length=3)
+  variables = weights.random_variables(config, seed=0)
+  report = {}
+  for name, task in tasks.items():
+    try:
+      report[f"answers/{name}"] = {"skipped": None, "metrics": ev.evaluate_task(variables, task)}
+    except answers_eval.TaskSkipped as e:
+      report[f"answers/{name}"] = {"skipped": str(e), "metrics": {}}
+  report["answers/run"] = dict(ev.run(variables))  # logs the skipped task, goes on
+  return report
 
 
 def run(out_path: str, data_dir: str) -> None:
@@ -86,6 +130,7 @@ def run(out_path: str, data_dir: str) -> None:
                   captioner.evaluate(weights.random_variables(config, seed=0)).items()})
   report = {name: {"skipped": r.skipped, "metrics": r.metrics, "num_items": r.num_items}
             for name, r in results.items()}
+  report.update(_answers(config, pathlib.Path(data_dir)))
   pathlib.Path(out_path).write_text(json.dumps(report))
 
 
@@ -117,6 +162,14 @@ def test_a_task_malformed_in_one_process_is_skipped_by_both(tmp_path):
       "process 1: reading failed: OSError: c5: a damaged record")
   assert report["captioning/audiocaps_captioning"]["skipped"] is None
   assert report["captioning/audiocaps_captioning"]["num_items"] == 6
+  # The answers evaluator: process 1's damaged record makes both give that task up, not hang.
+  # TensorFlow's wording, without the op names around it, after the shards that were read.
+  assert re.fullmatch(re.escape(f"process 1: reading failed: DataLossError: {tmp_path}/data1/"
+                                "broken/*.tfrecord: corrupted record at ") + r"\d+",
+                      report["answers/broken"]["skipped"])
+  assert report["answers/healthy"]["skipped"] is None
+  assert set(report["answers/healthy"]["metrics"]) == {"healthy/accuracy", "healthy/exact"}
+  assert report["answers/run"] == report["answers/healthy"]["metrics"]
   # Absent in both copies (each its own folder): the first process's reason, naming it.
   assert report["fsd50k"]["skipped"] == f"process 0: {tmp_path}/data0/FSD50K is absent"
 

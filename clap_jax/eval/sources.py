@@ -30,12 +30,16 @@ class SourceError(ValueError):
   """The data is present but does not fit the task."""
 
 
-def failure_reason(error: Exception) -> str:
+def failure_reason(error: Exception, where: str = "") -> str:
   """Why a task's data could not be read to the end, as the report says it: SourceError is
-  malformed data; anything else (an unreadable file, a decoder's error) is named with its type."""
+  malformed data; anything else (an unreadable file, a decoder's error) is named with its type.
+  `where`: what was being read, when the error does not say (TensorFlow's reader errors)."""
+  where = f"{where}: " if where else ""
   if isinstance(error, SourceError):
-    return f"malformed data: {error}"
-  return f"reading failed: {type(error).__name__}: {error}"
+    return f"malformed data: {where}{error}"
+  # A tf.data error's text is wrapped in the op's names: '{{function_node ...}} msg [Op:...]'.
+  message = re.sub(r"^\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*$", "", str(error))
+  return f"reading failed: {type(error).__name__}: {where}{message}"
 
 
 class Source:
