@@ -35,7 +35,7 @@ def _esc50_copy(root: pathlib.Path, category: str) -> None:
 
 def _answers(config, data_dir: pathlib.Path) -> dict:
   """The answers evaluator (prefix_lm's held-out tasks) on the same 12 clips' shards in two
-  folders; process 1's copy of 'broken' has its last record damaged (the record's CRC fails)."""
+  folders; process 1's copy of 'broken' has its last record damaged (its CRC no longer matches)."""
   import jax
   from jax.sharding import Mesh
   from clap_jax import text, weights
@@ -59,10 +59,11 @@ def _answers(config, data_dir: pathlib.Path) -> dict:
   if jax.process_index() == BROKEN:
     (shard,) = (data_dir / "broken").glob("*.tfrecord")
     data = bytearray(shard.read_bytes())
-    data[-40:-8] = bytes(32)
+    data[-40:-8] = bytes(b ^ 0xFF for b in data[-40:-8])  # every bit flipped: surely changed
     shard.write_bytes(bytes(data))
   ev = answers_eval.AnswersEvaluator(
-      ClapCap(config), list(tasks.values()), Mesh(np.array(jax.devices()).reshape(-1, 1), ("data", "fsdp")),
+      ClapCap(config), list(tasks.values()),
+      Mesh(np.array(jax.devices()).reshape(-1, 1), ("data", "fsdp")),
       tokenizer=text.Tokenizer.load(), batch_size=4, clip_samples=config.audio.clip_samples,
       max_length=3)
   variables = weights.random_variables(config, seed=0)
