@@ -18,11 +18,16 @@ def leaf_pairs(got, want) -> list[tuple]:
   return [(name, a, b) for name, (_, a), (_, b) in zip(got_names, got_paths, want_paths)]
 
 
-def assert_trees_close(got, want, rtol: float = 0.0, atol: float = 0.0) -> int:
-  """Every leaf of `got` close to the same leaf of `want` -> the number of leaves compared."""
+def assert_trees_close(got, want, rtol: float = 0.0, atol: float = 0.0, scaled_atol: float = 0.0
+                       ) -> int:
+  """Every leaf of `got` close to the same leaf of `want` -> the number of leaves compared.
+  `scaled_atol`: an absolute tolerance per leaf, as a fraction of that leaf's largest |value|
+  (float32 rounding of a sum is relative to its terms, not to a small result)."""
   pairs = leaf_pairs(got, want)
   for name, a, b in pairs:
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol, err_msg=name)
+    a, b = np.asarray(a), np.asarray(b)
+    scale = float(np.max(np.abs(b))) if b.size and b.dtype.kind == "f" else 0.0
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol + scaled_atol * scale, err_msg=name)
   return len(pairs)
 
 
