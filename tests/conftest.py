@@ -16,6 +16,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from clap_jax import text  # pylint: disable=g-import-not-at-top,wrong-import-position
+import multitask_shards  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SHARED_DATA = pathlib.Path(os.environ.get("CLAP_JAX_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -32,3 +33,9 @@ def shared_data() -> pathlib.Path:
 def gpt2_tokenizer_dir() -> pathlib.Path:
   """The original GPT-2 BPE files, shipped with the package."""
   return text.GPT2_FILES
+
+
+@pytest.fixture(scope="module")
+def task_dirs(gpt2_tokenizer_dir, tmp_path_factory) -> dict:
+  """{task: its shard folder} for multitask_shards.TASKS (several shards each)."""
+  return multitask_shards.write(tmp_path_factory.mktemp("multitask"), gpt2_tokenizer_dir)

@@ -23,7 +23,6 @@ from clap_jax.eval import answers as answers_eval, caption_metrics
 from clap_jax.models import config as model_config
 from clap_jax.models.clapcap import ClapCap
 from clap_jax.train import checkpoint, init as pretrained, loop as train, objectives
-from test_data_multitask import task_dirs  # noqa: F401,F811 (a fixture)
 from test_learning_fsdd import HELD_OUT_TAKES, WORDS
 from test_resume import finish, saved_steps, wait_for_checkpoint
 import multidevice
@@ -84,7 +83,7 @@ def test_prompted_rows_by_hand():
                                                       [1, 0, 0, 0, 0]])
 
 
-def test_training_rows_hold_the_prompt_then_the_answer(task_dirs, tmp_path):  # noqa: F811
+def test_training_rows_hold_the_prompt_then_the_answer(task_dirs, tmp_path):
   """Every row of the loop's own batches decodes to its task's prompt (not a target), then its
   answer (the targets): the class name, the class names joined in class order, or the caption."""
   config = synthetic_config(task_dirs, tmp_path)
@@ -247,7 +246,7 @@ def test_caption_task_scores_greedy_captions_against_all_references():
 
 # Training -----------------------------------------------------------------------------------------
 
-def test_smoke_trains_evaluates_and_initialises_clap(task_dirs, tmp_path):  # noqa: F811
+def test_smoke_trains_evaluates_and_initialises_clap(task_dirs, tmp_path):
   """Two steps over the three answer forms, evaluated per task; then the audio tower goes into
   configs/pretrain.py's model (init.audio_from) unchanged, and nothing else does."""
   results = train.main(synthetic_config(task_dirs, tmp_path), tmp_path / "tasks")

@@ -1,46 +1,17 @@
 """Task-balanced multi-task batches: the sampling law, per-task label fields, restarts, process shares."""
 import itertools
-import json
 
 import numpy as np
 import pytest
-import soundfile
 import tensorflow as tf
 
 from clap_jax import audio
 from clap_jax import data
 from clap_jax.data import multitask, sources, writer
+from multitask_shards import RATE, TASKS  # conftest's task_dirs: these tasks' shards
 from test_data_writer import assert_restarts_match, read_examples
 
-RATE = 8000  # tiny synthetic clips: 0.1 to 0.3 s, so some are tiled and some cut to CLIP
-CLIP = 1600
-# name, examples, classes, multi-label
-TASKS = [("birds", 24, 5, False), ("digits", 12, 10, False), ("tags", 6, 7, True)]
-
-
-@pytest.fixture(scope="module")
-def task_dirs(gpt2_tokenizer_dir, tmp_path_factory):
-  """One shard set (several shards) per task, written by the writer from seeded noise clips."""
-  root = tmp_path_factory.mktemp("multitask")
-  rng = np.random.default_rng(0)
-  config = writer.WriterConfig(tokenizer=str(gpt2_tokenizer_dir), sample_rate=RATE, max_seconds=0.5,
-                               shard_mb=0.02)
-  dirs = {}
-  for name, count, classes, multi_label in TASKS:
-    rows = []
-    for i in range(count):
-      path = root / "audio" / f"{name}_{i}.wav"
-      path.parent.mkdir(exist_ok=True)
-      soundfile.write(path, rng.uniform(-0.5, 0.5, rng.integers(800, 2400)), RATE, subtype="PCM_16")
-      labels = sorted(set(rng.integers(0, classes, 3).tolist())) if multi_label else [i % classes]
-      rows.append(dict(audio=path.name, captions=[f"{name} {i}"], labels=labels, task=name))
-    manifest = root / f"{name}.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    dirs[name] = root / name
-    summary = writer.write_shards(sources.manifest(manifest, root=root / "audio"), dirs[name], config,
-                                  progress=False)
-    assert summary["examples"] == count and len(summary["shards"]) >= 2
-  return dirs
+CLIP = 1600  # the clips are 0.1 to 0.3 s at RATE: some are tiled and some cut to CLIP
 
 
 @pytest.fixture(scope="module")

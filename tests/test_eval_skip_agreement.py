@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile
 
 import multidevice
@@ -40,7 +41,7 @@ def _answers(config, data_dir: pathlib.Path) -> dict:
   from jax.sharding import Mesh
   from clap_jax import text, weights
   from clap_jax.data import answers, writer
-  from clap_jax.eval import answers as answers_eval, sources
+  from clap_jax.eval import answers as answers_eval, multihost, sources
   from clap_jax.models.clapcap import ClapCap
 
   rng = np.random.default_rng(0)
@@ -71,7 +72,7 @@ def _answers(config, data_dir: pathlib.Path) -> dict:
   for name, task in tasks.items():
     try:
       report[f"answers/{name}"] = {"skipped": None, "metrics": ev.evaluate_task(variables, task)}
-    except answers_eval.TaskSkipped as e:
+    except multihost.GivenUp as e:
       report[f"answers/{name}"] = {"skipped": str(e), "metrics": {}}
   report["answers/run"] = dict(ev.run(variables))  # logs the skipped task, goes on
   return report
@@ -197,6 +198,20 @@ def test_one_process_skips_malformed_data_met_mid_run_or_after_gathering():
   ev, variables = toy_evaluator([single], {single.name: sources.ListSource(items[1:3] + two_labels)})
   assert ev.evaluate(variables)[single.name].skipped == (
       "malformed data: toy_single is single-label but 1 clips have [2] labels")
+
+
+def test_in_lockstep_yields_every_item_and_gives_up_with_the_reason_of_an_error():
+  from clap_jax.eval import multihost
+
+  def breaks_after_two():
+    yield from (1, 2)
+    raise ValueError("a damaged record")
+  assert list(multihost.in_lockstep(iter([1, 2, 3]), str)) == [1, 2, 3]
+  seen = []
+  with pytest.raises(multihost.GivenUp, match=r"^reading failed: a damaged record$"):
+    for item in multihost.in_lockstep(breaks_after_two(), lambda e: f"reading failed: {e}"):
+      seen.append(item)
+  assert seen == [1, 2]
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ Per task, on its held-out shards, after the audio prefix and the task's prompt:
 `AnswersEvaluator(...).run(variables)` yields ('task/metric', value) as the other evaluators do.
 Every process reads its share of the shards; the jitted steps run on the global batch and their
 outputs are gathered, so every process scores every clip once. A task whose shards one process
-cannot read (absent, damaged) is given up by all processes together (TaskSkipped), with one reason;
-`run` logs it and goes on with the other tasks.
+cannot read (absent, damaged) is given up by all processes together (multihost.GivenUp), with one
+reason; `run` logs it and goes on with the other tasks.
 """
 from collections.abc import Iterator, Sequence
 
@@ -56,10 +56,6 @@ def candidate_rows(tokenizer, prompt: Sequence[int], classes: Sequence[str]) -> 
   return {k: v[:, :used] for k, v in rows.items()}
 
 
-class TaskSkipped(Exception):
-  """A task every process gave up, for the same reason (its message)."""
-
-
 class AnswersEvaluator:
   """`model`: the run's ClapCap; `tasks`: answers.AnswerTasks with held-out shards; `tokenizer`:
   the model's GPT-2 tokenizer; `batch_size`: global, split over the mesh."""
@@ -85,7 +81,7 @@ class AnswersEvaluator:
     for task in self.tasks:
       try:
         values = self.evaluate_task(variables, task)
-      except TaskSkipped as e:
+      except multihost.GivenUp as e:
         logging.warning("answers evaluator: %s skipped: %s", task.name, e)
         continue
       yield from values.items()
@@ -122,20 +118,10 @@ class AnswersEvaluator:
       yield from data.eval_batches(
           task.heldout.split(","), batch_size=self.batch_size, clip_samples=self.clip_samples,
           num_labels=len(task.classes) if task.answer == "classes" else None)
-    out, local = {}, batches()
-    while True:
-      try:
-        batch, error = next(local, None), None
-      # This process's shards are absent or unreadable: the others must hear of it here, or they
-      # would wait in the next collective for ever.
-      except Exception as e:  # pylint: disable=broad-exception-caught
-        batch, error = None, sources_lib.failure_reason(e, task.heldout)
-      # Every process has as many batches (eval_batches pads), so they run out together.
-      more, failed = multihost.gather_flags([batch is not None, error is not None]).any(axis=0)
-      if failed:
-        raise TaskSkipped(multihost.common_reason(error))
-      if not more:
-        break
+    out = {}
+    # Every process has as many batches (eval_batches pads), so they run out together.
+    for batch in multihost.in_lockstep(
+        batches(), lambda e: sources_lib.failure_reason(e, task.heldout)):
       step = data.to_global({k: batch[k] for k in ["audio", "mask", *keys]}, self.batch_sharding)
       embeddings = self._embed(variables, step.pop("audio"))
       step["greedy"] = self._greedy(variables, embeddings, prompt)

@@ -1,5 +1,7 @@
 """What the evaluator's processes exchange: host arrays to and from global arrays, strings and flags
-gathered from every process (no-ops with one process), and their common verdict on a task."""
+gathered from every process (no-ops with one process), their common verdict on a task, and a loop
+they run in step."""
+from collections.abc import Callable, Iterator
 import json
 
 import jax
@@ -47,3 +49,26 @@ def common_reason(reason: str | None) -> str | None:
     return None
   index, first = given[0]
   return first if len(set(reasons)) == 1 else f"process {index}: {first}"
+
+
+class GivenUp(Exception):
+  """A task every process gives up together, for one reason (its message)."""
+
+
+def in_lockstep(items: Iterator, reason_of: Callable[[Exception], str]) -> Iterator:
+  """This process's `items`, in step with every other process's: yields the next item (None once
+  this one has run out but another has not) until all have run out. If `next()` fails in any
+  process, with any error, all raise GivenUp with `reason_of` that error (common_reason): the
+  others must hear of it, or they would wait in their next collective for ever. Gathers once per
+  item, so every process must run the same loop."""
+  while True:
+    try:
+      item, error = next(items, None), None
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      item, error = None, reason_of(e)
+    more, failed = gather_flags([item is not None, error is not None]).any(axis=0)
+    if failed:
+      raise GivenUp(common_reason(error))
+    if not more:
+      return
+    yield item

@@ -173,7 +173,7 @@ class ZeroShotEvaluator:
         continue
       try:
         results[task.name] = self._evaluate_task(variables, task, source)
-      except _GivenUp as e:  # malformed data met mid-run, by any process
+      except multihost.GivenUp as e:  # malformed data met mid-run, by any process
         results[task.name] = TaskResult(task, skipped=str(e))
     return results
 
@@ -191,8 +191,8 @@ class ZeroShotEvaluator:
   # One task --------------------------------------------------------------------------------------
 
   def _evaluate_task(self, variables, task: Task, source: sources_lib.Source) -> TaskResult:
-    # A SourceError here is about the gathered clips (the audio pass turns its own into _GivenUp):
-    # every process reaches it alike.
+    # A SourceError here is about the gathered clips (the audio pass turns its own into
+    # multihost.GivenUp): every process reaches it alike.
     try:
       clips, unusable = self._audio_pass(variables, task, source)
       if clips is None:
@@ -200,7 +200,7 @@ class ZeroShotEvaluator:
                           f"{unusable[0]}", unusable=unusable)
       result = self._score(variables, task, clips)
     except sources_lib.SourceError as e:
-      raise _GivenUp(sources_lib.failure_reason(e)) from None
+      raise multihost.GivenUp(sources_lib.failure_reason(e)) from None
     result.unusable = unusable
     return result
 
@@ -285,19 +285,8 @@ class ZeroShotEvaluator:
                            _BATCHES_AHEAD)
     pending = None
     try:
-      while True:
-        try:
-          step, error = next(steps), None
-        # This process's share of the data is malformed or unreadable: whatever the error, the
-        # others must hear of it here, or they would wait in the next collective for ever.
-        except Exception as e:  # pylint: disable=broad-exception-caught
-          step, error = None, sources_lib.failure_reason(e)
-        # All processes stop together: when every one has run out, or when any one has failed.
-        more, failed = multihost.gather_flags([step is not None, error is not None]).any(axis=0)
-        if failed:
-          raise _GivenUp(multihost.common_reason(error))
-        if not more:
-          break
+      # All processes stop together: when every one has run out, or when any one has failed.
+      for step in multihost.in_lockstep(steps, sources_lib.failure_reason):
         step = place(rows.empty()) if step is None else step
         step["embedding"] = self._encode_audio(variables, step.pop("audio"))
         # Gather the previous step while this one runs, so the devices never wait for the host.
@@ -328,10 +317,6 @@ class ZeroShotEvaluator:
       except audio_lib.AudioError as e:
         return key, item, e
     return batching.bounded_map(load, items, self.workers)
-
-
-class _GivenUp(Exception):
-  """A task every process gives up, mid-run, for the same reason (its message)."""
 
 
 def _logit_scale(variables) -> float:
