@@ -12,8 +12,10 @@ from clap_jax.convert.clap2022 import convert_2022
 from clap_jax.convert.tensors import ConversionError
 from clap_jax.models import config as model_config
 from clap_jax.models.clap import CLAP
+from clap_jax.models.cnn14 import Cnn14
 from reference import state_dict_numpy
 from reference_2022 import build_reference_2022, msclap_tokens, slow_tokenizer
+from trees import assert_trees_close
 
 OVER_LONG = " ".join(["a dog barks at the mailman while rain falls on the roof"] * 12)  # 144 tokens
 TEXTS = ["a dog barks twice!", "", "Ünïcödé — 鳥が鳴く 🐦 café naïve", "!!!", OVER_LONG]
@@ -198,3 +200,31 @@ def test_tiny_model_trains_with_batch_statistics(tokenizer):
 
 def _unit_jax(x):
   return x / jax.numpy.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_batch_norm_in_training_moves_statistics_as_torch():
+  """Train mode with dropout and SpecAugment off: CNN14's embedding and all thirteen batch norms'
+  running statistics after one step equal msclap's with its batch norms training (torch moves the
+  running variance by the unbiased batch variance: a factor 24 / 23 in the last block here)."""
+  config = model_config.tiny_2022()
+  a = config.audio
+  a.conv_dropout = a.fc_dropout = 0.0
+  a.spec_augment = False
+  reference = build_reference_2022(config, seed=3)
+  # Copied: state_dict_numpy's arrays share memory with the tensors torch is about to update.
+  variables = jax.tree.map(np.copy, convert_2022(state_dict_numpy(reference), config))
+  cnn14 = reference.audio_encoder.base
+  for module in cnn14.modules():  # the rest stays in eval mode: no dropout, no SpecAugment
+    if isinstance(module, torch.nn.BatchNorm2d):
+      module.train()
+  waveforms = (0.1 * np.random.default_rng(0).standard_normal((3, a.sample_rate))).astype(np.float32)
+  with torch.no_grad():
+    expected = cnn14(torch.from_numpy(waveforms))["embedding"].numpy()
+  moved = convert_2022(state_dict_numpy(reference), config)["batch_stats"]["audio_encoder"]["cnn14"]
+  ours, updates = Cnn14(a).apply(
+      {"params": variables["params"]["audio_encoder"]["cnn14"],
+       "batch_stats": variables["batch_stats"]["audio_encoder"]["cnn14"]},
+      waveforms, train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(ours["embedding"], expected, rtol=1e-4, atol=1e-5)
+  assert len(jax.tree.leaves(moved)) == 26
+  assert_trees_close(updates["batch_stats"], moved, rtol=1e-5, atol=1e-7)

@@ -145,7 +145,7 @@ def test_a_task_malformed_in_one_process_is_skipped_by_both(tmp_path):
         [sys.executable, __file__, str(tmp_path / f"proc{i}.json"), str(tmp_path / f"data{i}"),
          str(i), "2", str(port)], env=multidevice.env(1), cwd=multidevice.REPO,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-  multidevice.finish(procs, timeout=120)
+  multidevice.finish(procs, timeout=600)  # a deadline for hangs, not a speed limit
   reports = [json.loads((tmp_path / f"proc{i}.json").read_text()) for i in range(2)]
   assert reports[0] == reports[1]
   report = reports[0]

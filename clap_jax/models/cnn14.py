@@ -13,12 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from clap_jax.models import frontend
-
-
-def _batch_norm(name: str) -> nn.BatchNorm:
-  # torch momentum 0.1 and eps; in training flax moves the running variance with the biased batch
-  # variance where torch uses the unbiased one.
-  return nn.BatchNorm(momentum=0.9, epsilon=1e-5, name=name)
+from clap_jax.models.norm import BatchNorm
 
 
 class ConvBlock(nn.Module):
@@ -32,7 +27,7 @@ class ConvBlock(nn.Module):
     for i in (1, 2):
       x = nn.Conv(self.features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
                   dtype=self.dtype, name=f"conv{i}")(x)
-      x = nn.relu(_batch_norm(f"bn{i}")(x, use_running_average=not train).astype(self.dtype))
+      x = nn.relu(BatchNorm(name=f"bn{i}")(x, use_running_average=not train).astype(self.dtype))
     if self.pool != (1, 1):
       x = nn.avg_pool(x, self.pool, strides=self.pool)
     return x
@@ -49,7 +44,7 @@ class Cnn14(nn.Module):
   def __call__(self, waveform: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     cfg = self.config
     x = frontend.log_mel(waveform, cfg)  # (B, N) -> (B, T, mel_bins)
-    x = _batch_norm("bn0")(x, use_running_average=not train)  # over mel bins, as the reference's
+    x = BatchNorm(name="bn0")(x, use_running_average=not train)  # over mel bins, as the reference's
     if train and cfg.spec_augment:
       x = frontend.spec_augment(self.make_rng("dropout"), x)
     x = x[..., None].astype(self.dtype)  # (B, T, F, 1)

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 
 from clap_jax.models import frontend
+from clap_jax.models.norm import BatchNorm
 
 _MASKED = -100.0  # the reference's shifted-window mask value (not -inf)
 _MIN_TOKENS_PER_EXAMPLE = 256  # CPU eval: stages at least this long run one clip at a time
@@ -229,9 +230,7 @@ class HTSAT(nn.Module):
   def setup(self):
     cfg = self.config
     self.freq_ratio = cfg.spec_size // cfg.mel_bins
-    # torch momentum 0.1. In training flax moves the running variance with the biased batch
-    # variance where torch uses the unbiased one: a factor N / (N - 1), N = B * frames.
-    self.bn0 = nn.BatchNorm(momentum=0.9, epsilon=1e-5)
+    self.bn0 = BatchNorm()
     self.patch_embed = PatchEmbed(cfg.embed_dim, cfg.patch_size, tuple(cfg.patch_stride), self.dtype)
     self.pos_drop = nn.Dropout(cfg.drop_rate)
     rates = np.linspace(0.0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
