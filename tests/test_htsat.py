@@ -174,7 +174,7 @@ def test_train_mode_is_random_seeded_and_rematerialisable():
   with torch.no_grad():
     bn0.running_mean.copy_(torch.from_numpy(variables["batch_stats"]["bn0"]["mean"]))
     bn0.running_var.copy_(torch.from_numpy(variables["batch_stats"]["bn0"]["var"]))
-    bn0(torch.from_numpy(np.asarray(frontend.log_mel(x, config.audio))).flatten(0, 1))
+    bn0(torch.from_numpy(np.array(frontend.log_mel(x, config.audio))).flatten(0, 1))
   trees.assert_trees_close(stats["bn0"], {"mean": bn0.running_mean.numpy(),
                                           "var": bn0.running_var.numpy()}, rtol=1e-5)
 
